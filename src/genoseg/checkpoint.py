@@ -1,0 +1,221 @@
+"""Safe loading of the published joblib/pickle checkpoints.
+
+The published weights are pickles: a plain ``pickle.load`` would run whatever callable
+the file names. :func:`safe_load` unpickles with an allow-list instead. Only the globals
+needed to rebuild numpy arrays (joblib's array wrapper, numpy's array reconstructor,
+JAX's array reconstructor) and plain containers are resolved; any other global is
+refused with a :class:`~genoseg.errors.CheckpointError` naming it, before anything is
+called. JAX arrays come back as numpy arrays: placing them on a device is the model's
+job, not the loader's.
+"""
+
+from __future__ import annotations
+
+import bz2
+import collections
+import gzip
+import io
+import lzma
+import os
+import pickle
+import zlib
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .errors import CheckpointError
+
+__all__ = ["safe_load", "load_params_tree"]
+
+# joblib reads array payloads in chunks of this many bytes.
+_CHUNK = 16 * 1024 * 1024
+
+
+class _JoblibArray:
+    """Stand-in for ``joblib.numpy_pickle.NumpyArrayWrapper``.
+
+    joblib pickles the array's metadata (dtype, shape, order) as this object and writes
+    the raw bytes right after it in the stream; :meth:`_SafeUnpickler.load_build`
+    reads them once the metadata is known.
+    """
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+def _numpy_reconstruct(subtype, shape, dtype_code):
+    if subtype is not np.ndarray:
+        raise CheckpointError(f"refusing to rebuild array subclass {subtype!r}")
+    return np.ndarray.__new__(np.ndarray, shape, dtype_code)
+
+
+def _jax_reconstruct(fun, args, arr_state, aval_state):
+    """Replacement for ``jax._src.array._reconstruct_array`` that returns numpy."""
+    if fun is not _numpy_reconstruct:
+        raise CheckpointError("JAX array record does not use numpy's reconstructor")
+    arr = fun(*args)
+    _check_array_state(arr_state)
+    arr.__setstate__(arr_state)
+    return arr
+
+
+def _check_array_state(state) -> None:
+    # ndarray state: (version, shape, dtype, is_fortran, raw bytes or object list)
+    if not isinstance(state, tuple) or len(state) != 5:
+        raise CheckpointError("malformed array record in checkpoint")
+    dtype = state[2]
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise CheckpointError(f"refusing array of dtype {dtype!r}: only numeric arrays are allowed")
+
+
+_ALLOWED = {
+    ("joblib.numpy_pickle", "NumpyArrayWrapper"): _JoblibArray,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy.core.multiarray", "scalar"): None,  # filled below
+    ("numpy._core.multiarray", "scalar"): None,
+    ("jax._src.array", "_reconstruct_array"): _jax_reconstruct,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+}
+
+
+def _numpy_scalar(dtype, data=None):
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
+        raise CheckpointError("refusing non-numeric numpy scalar in checkpoint")
+    return np.frombuffer(data, dtype=dtype, count=1)[0]
+
+
+_ALLOWED[("numpy.core.multiarray", "scalar")] = _numpy_scalar
+_ALLOWED[("numpy._core.multiarray", "scalar")] = _numpy_scalar
+
+
+class _SafeUnpickler(pickle._Unpickler):  # pure-Python unpickler: BUILD can be hooked
+    def __init__(self, fh: BinaryIO, source: str):
+        super().__init__(fh)
+        self._fh = fh
+        self._source = source
+        self.dispatch = dict(pickle._Unpickler.dispatch)
+        self.dispatch[pickle.BUILD[0]] = _SafeUnpickler.load_build
+        self.dispatch[pickle.REDUCE[0]] = _SafeUnpickler.load_reduce
+
+    def find_class(self, module: str, name: str) -> Any:
+        target = _ALLOWED.get((module, name))
+        if target is None:
+            raise CheckpointError(
+                f"{self._source}: refusing to load global '{module}.{name}': checkpoints may "
+                "only contain numeric arrays and plain containers (the file may be "
+                "corrupt or malicious)"
+            )
+        return target
+
+    def load_reduce(self):
+        args = self.stack.pop()
+        func = self.stack[-1]
+        allowed = set(_ALLOWED.values()) - {np.ndarray}
+        if func not in allowed and func is not np.dtype:
+            raise CheckpointError(f"{self._source}: refusing to call {func!r} while loading")
+        self.stack[-1] = func(*args)
+
+    def load_build(self):
+        state = self.stack.pop()
+        obj = self.stack[-1]
+        if isinstance(obj, np.ndarray):
+            _check_array_state(state)
+            obj.__setstate__(state)
+        elif isinstance(obj, np.dtype):
+            obj.__setstate__(state)
+        elif isinstance(obj, _JoblibArray):
+            obj.__setstate__(state)
+            self.stack[-1] = self._read_joblib_array(obj)
+        else:
+            raise CheckpointError(
+                f"{self._source}: refusing to set state of {type(obj).__name__} object"
+            )
+
+    def _read_joblib_array(self, w: _JoblibArray) -> np.ndarray:
+        dtype = getattr(w, "dtype", None)
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise CheckpointError(f"{self._source}: refusing joblib array of dtype {dtype!r}")
+        if getattr(w, "subclass", np.ndarray) is not np.ndarray:
+            raise CheckpointError(f"{self._source}: refusing array subclass {w.subclass!r}")
+        if getattr(w, "numpy_array_alignment_bytes", None) is not None:
+            pad = self._fh.read(1)
+            if pad and pad[0]:
+                self._fh.read(pad[0])
+        shape = tuple(int(s) for s in w.shape)
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        nbytes = count * dtype.itemsize
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        got = 0
+        while got < nbytes:
+            n = self._fh.readinto(view[got : got + _CHUNK])
+            if not n:
+                raise CheckpointError(f"{self._source}: file ends inside an array (truncated?)")
+            got += n
+        arr = np.frombuffer(buf, dtype=dtype, count=count)
+        if getattr(w, "order", "C") == "F":
+            arr = arr.reshape(shape[::-1]).transpose()
+        else:
+            arr = arr.reshape(shape)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        return arr
+
+
+def _open_maybe_compressed(path: str) -> BinaryIO:
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(path, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.open(path, "rb")
+    if magic.startswith(b"\xfd7zXZ"):
+        return lzma.open(path, "rb")
+    if magic[:1] == b"\x78" and magic[1:2] in (b"\x01", b"\x5e", b"\x9c", b"\xda"):
+        # joblib's 'zlib' compressor: one raw zlib stream
+        with open(path, "rb") as fh:
+            return io.BytesIO(zlib.decompress(fh.read()))
+    return open(path, "rb")
+
+
+def safe_load(path: str | os.PathLike) -> Any:
+    """Unpickle a (joblib) checkpoint without executing code from the file.
+
+    Args:
+        path: pickle or joblib file, optionally gzip/bz2/xz/zlib compressed.
+
+    Returns:
+        The unpickled object, with every array as a ``numpy.ndarray``.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, or names a global outside the
+            allow-list (the message names the global).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        with _open_maybe_compressed(path) as fh:
+            return _SafeUnpickler(fh, path).load()
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, OSError, zlib.error) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+
+
+def load_params_tree(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """Load a ``{module_name: {param_name: array}}`` checkpoint and check its shape."""
+    tree = safe_load(path)
+    if not isinstance(tree, dict) or not all(
+        isinstance(v, dict) and all(isinstance(a, np.ndarray) for a in v.values())
+        for v in tree.values()
+    ):
+        raise CheckpointError(
+            f"{os.fspath(path)}: expected a dict of modules to dicts of arrays, as in the "
+            "published jax_model/ files"
+        )
+    return tree

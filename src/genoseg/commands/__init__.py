@@ -1,0 +1,1 @@
+"""One module per ``genoseg`` subcommand; each defines ``register(subparsers)``."""

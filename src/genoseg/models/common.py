@@ -1,0 +1,141 @@
+"""Pieces shared by the three backbones: activations, float32 norms, the U-Net head.
+
+Shape glossary used in comments across ``genoseg.models``:
+
+- ``B``: batch size (windows per call)
+- ``L``: input length in bases
+- ``T``: trunk tokens (``L / bases_per_token``; SegmentNT adds one CLS token)
+- ``D``: embedding width; ``H``: attention heads; ``K``: key size per head
+- ``F``: number of predicted features
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu-no-approx": lambda x: jax.nn.gelu(x, approximate=False),
+    "relu": jax.nn.relu,
+    "swish": jax.nn.swish,
+    "silu": jax.nn.silu,
+    "sin": jnp.sin,
+}
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r}; supported: {', '.join(sorted(ACTIVATIONS))}"
+        ) from None
+
+
+class LayerNorm32(hk.LayerNorm):
+    """``hk.LayerNorm`` (scale and offset) computed in float32 whatever the compute
+    dtype: bfloat16 norms drift. Returns the input's dtype."""
+
+    def __init__(self, name: str, eps: float = 1e-5):
+        super().__init__(axis=-1, create_scale=True, create_offset=True, eps=eps, name=name)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return super().__call__(x.astype(jnp.float32)).astype(x.dtype)
+
+
+class _ConvBlock(hk.Module):
+    """Two same-padded kernel-3 convolutions (``conv0``, ``conv1``) created in
+    ``__init__`` so the parameter names match the published ``.../~/conv0``."""
+
+    def __init__(self, channels: int, name: str, transpose: bool = False,
+                 last_activation: bool = True):
+        super().__init__(name=name)
+        conv, prefix = (hk.Conv1DTranspose, "conv_transpose") if transpose else (hk.Conv1D, "conv")
+        self._convs = [conv(channels, 3, padding="SAME", name=f"{prefix}{j}") for j in range(2)]
+        self._last_activation = last_activation
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = jax.nn.swish(self._convs[0](x))
+        x = self._convs[1](x)
+        return jax.nn.swish(x) if self._last_activation else x
+
+
+class _UNet1D(hk.Module):
+    """1-D U-Net: conv blocks with average-pool downsampling, nearest upsampling and
+    skip connections, then a final conv block. Length must be divisible by
+    ``2 ** len(channels)``."""
+
+    def __init__(self, out_channels: int, channels: Sequence[int], name: str):
+        super().__init__(name=name)
+        self._down = [_ConvBlock(c, f"downsample_block_{i}") for i, c in enumerate(channels)]
+        self._up = [
+            _ConvBlock(c, f"upsample_block_{i}", transpose=True)
+            for i, c in enumerate(reversed(tuple(channels)))
+        ]
+        self._final = _ConvBlock(out_channels, "final_conv1_d", last_activation=False)
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # [B, T, C] -> [B, T, out]
+        skips = []
+        for block in self._down:
+            x = block(x)
+            skips.append(x)
+            b, t, c = x.shape
+            x = x.reshape(b, t // 2, 2, c).mean(axis=2)  # average pool, window 2
+        for block, skip in zip(self._up, reversed(skips)):
+            x = jnp.repeat(block(x), 2, axis=1) + skip  # nearest-neighbour x2
+        return self._final(x)
+
+
+class UNetHead(hk.Module):
+    """Segmentation head: trunk tokens -> per-base logits of (absent, present).
+
+    Args:
+        num_features: F, features predicted per base.
+        embed_dim: width D that sets the U-Net channels (D, 2D, ...), as in the
+            published heads (not necessarily the width of the input).
+        bases_per_token: bases each trunk token stands for (6 for SegmentNT's 6-mers,
+            ``dim_divisible_by`` for Enformer/Borzoi).
+        num_levels: U-Net depth (2 in every published model).
+    """
+
+    def __init__(self, num_features: int, embed_dim: int, bases_per_token: int,
+                 num_levels: int = 2, name: str = "u_net_head"):
+        super().__init__(name=name)
+        self._f = num_features
+        self._bpt = bases_per_token
+        self._num_levels = num_levels
+        self._unet = _UNet1D(
+            out_channels=embed_dim,
+            channels=[embed_dim * 2**i for i in range(num_levels)],
+            name="unet1_d_segmentation_head",
+        )
+        self._fc = hk.Linear(bases_per_token * 2 * num_features, name="fc")
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # [B, T, C] -> [B, T*bpt, F, 2]
+        b, t, _ = x.shape
+        if t % (2**self._num_levels):
+            raise ValueError(f"head input of {t} tokens is not divisible by {2**self._num_levels}")
+        y = self._fc(jax.nn.swish(self._unet(x)))
+        return y.reshape(b, t * self._bpt, self._f, 2)
+
+
+def cast_params(tree: dict, dtype, keep_float32: Callable[[str], bool]) -> dict:
+    """Cast float leaves of ``{module: {name: array}}`` to ``dtype``, except modules for
+    which ``keep_float32(module_name)`` is true (norms stay in float32)."""
+    out = {}
+    for mod, leaves in tree.items():
+        keep = keep_float32(mod)
+        out[mod] = {
+            k: (v if keep or not jnp.issubdtype(v.dtype, jnp.floating) else v.astype(dtype))
+            for k, v in leaves.items()
+        }
+    return out
+
+
+def is_norm_module(module_name: str) -> bool:
+    leaf = module_name.rsplit("/", 1)[-1]
+    return "norm" in leaf or "batch_norm" in module_name

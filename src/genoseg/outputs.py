@@ -1,0 +1,82 @@
+"""Output layout and safe writing.
+
+``OUTDIR/<backbone>/{predictions,calls,tracks,report.html}`` (see ``DESIGN.md``).
+Contig names are data: :func:`escape_name` turns one into a single safe path component.
+Outputs are written to a temporary sibling and renamed into place only when complete,
+so a failed step leaves no partial file; existing outputs are never replaced unless the
+caller passes ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import urllib.parse
+from typing import Iterator
+
+from .errors import GenosegError
+
+_SAFE = "-_.+=,@"
+
+
+def escape_name(name: str) -> str:
+    """Percent-encode a contig (or other) name into one safe path component.
+
+    Only ``[A-Za-z0-9-_.+=,@]`` survive; ``/``, spaces and everything else become
+    ``%XX``; names made only of dots (``.``, ``..``) are encoded too. Reversible with
+    ``urllib.parse.unquote``.
+    """
+    if not name:
+        raise GenosegError("empty name cannot be used as a file name")
+    out = urllib.parse.quote(name, safe=_SAFE)
+    if set(out) <= {"."}:
+        out = out.replace(".", "%2E")
+    return out
+
+
+def unescape_name(component: str) -> str:
+    return urllib.parse.unquote(component)
+
+
+def backbone_dir(outdir: str, backbone: str) -> str:
+    return os.path.join(outdir, escape_name(backbone))
+
+
+def check_absent(path: str, overwrite: bool) -> None:
+    """Refuse to replace an existing output unless ``overwrite``."""
+    if os.path.lexists(path) and not overwrite:
+        raise GenosegError(f"{path} already exists; remove it or pass --overwrite")
+
+
+@contextlib.contextmanager
+def atomic_path(final: str, overwrite: bool = False, is_dir: bool = False) -> Iterator[str]:
+    """Yield a temporary path next to ``final``; move it into place on success only.
+
+    On any exception the temporary file or directory is removed and ``final`` is left
+    as it was.
+    """
+    check_absent(final, overwrite)
+    parent = os.path.dirname(os.path.abspath(final)) or "."
+    os.makedirs(parent, exist_ok=True)
+    base = os.path.basename(final)
+    if is_dir:
+        tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".partial", dir=parent)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".partial", dir=parent)
+        os.close(fd)
+    try:
+        yield tmp
+        if os.path.lexists(final):
+            if os.path.isdir(final) and not os.path.islink(final):
+                shutil.rmtree(final)
+            else:
+                os.remove(final)
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.lexists(tmp):
+            os.remove(tmp)
+        raise
