@@ -35,25 +35,17 @@ def detect_backbone(path: str) -> str:
     jax_dir = os.path.join(path, "jax_model")
     if not os.path.isdir(path):
         raise CheckpointError(f"model directory not found: {path}")
-    cfg_path = os.path.join(path, "config.json")
-    cfg = {}
-    if os.path.isfile(cfg_path):
-        try:
-            with open(cfg_path) as fh:
-                cfg = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from exc
-    if isinstance(cfg, dict) and cfg.get("backbone") in BACKBONES:
+    cfg = read_config_json(path)
+    if cfg.get("backbone") in BACKBONES:
         return cfg["backbone"]
     if os.path.isfile(os.path.join(jax_dir, "pytree_ckpt.joblib")):
         name = os.path.basename(os.path.normpath(path)).lower()
         return "segment_nt_multi_species" if "multi_species" in name else "segment_nt"
     if os.path.isfile(os.path.join(jax_dir, "params.joblib")):
-        if isinstance(cfg, dict):
-            if "posiional_encoding_type" in cfg or cfg.get("positional_encoding_type") == "borzoi":
-                return "segment_borzoi"
-            if cfg.get("positional_encoding_type") == "enformer":
-                return "segment_enformer"
+        if "posiional_encoding_type" in cfg or cfg.get("positional_encoding_type") == "borzoi":
+            return "segment_borzoi"
+        if cfg.get("positional_encoding_type") == "enformer":
+            return "segment_enformer"
         name = os.path.basename(os.path.normpath(path)).lower()
         for bb in ("segment_borzoi", "segment_enformer"):
             if bb.split("_")[1] in name:
@@ -70,6 +62,25 @@ def detect_backbone(path: str) -> str:
         "pytree_ckpt.joblib (SegmentNT) or jax_model/params.joblib + state.joblib "
         "(SegmentEnformer/SegmentBorzoi); pass backbone= to choose explicitly"
     )
+
+
+def read_config_json(path: str) -> dict:
+    """The optional ``config.json`` beside ``jax_model/`` (``{}`` when absent).
+
+    Keys understood by every backbone: ``backbone`` and ``window_length`` (default input
+    length for genome runs). Enformer/Borzoi also read their trunk configuration here.
+    """
+    cfg_path = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg_path):
+        return {}
+    try:
+        with open(cfg_path) as fh:
+            cfg = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{cfg_path}: expected a JSON object")
+    return cfg
 
 
 def load_model(path: str | os.PathLike, backbone: Optional[str] = None,
@@ -91,6 +102,9 @@ def load_model(path: str | os.PathLike, backbone: Optional[str] = None,
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     module = importlib.import_module(f".{_MODULES[backbone]}", __name__)
+    window = read_config_json(path).get("window_length")
+    if window is not None and "window_length" not in options:
+        options["window_length"] = int(window)
     if backbone.startswith("segment_nt"):
         return module.load(path, backbone=backbone, rescaling_factor=rescaling_factor,
                            compute_dtype=compute_dtype, **options)
