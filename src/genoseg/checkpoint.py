@@ -87,6 +87,14 @@ def _numpy_scalar(dtype, data=None):
     return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
+def _latin1_bytes(text, encoding="latin1"):
+    """Protocol-2 pickles store bytes as ``_codecs.encode(str, 'latin1')``."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise CheckpointError("refusing _codecs.encode call other than latin1 bytes")
+    return text.encode("latin1")
+
+
+_ALLOWED[("_codecs", "encode")] = _latin1_bytes
 _ALLOWED[("numpy.core.multiarray", "scalar")] = _numpy_scalar
 _ALLOWED[("numpy._core.multiarray", "scalar")] = _numpy_scalar
 
