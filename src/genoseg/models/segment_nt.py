@@ -322,13 +322,24 @@ def load(path: str, backbone: str = "segment_nt", rescaling_factor: Optional[flo
         cfg = SegmentNTConfig.from_hyperparams(hp)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}/jax_model/hyperparams.json: {exc}") from exc
-    dtype = resolve_dtype(compute_dtype)
     tree = load_params_tree(os.path.join(path, "jax_model", "pytree_ckpt.joblib"))
+    return build_model(cfg, tree, backbone=backbone, rescaling_factor=rescaling_factor,
+                       compute_dtype=compute_dtype, attention=attention,
+                       window_length=window_length, source=path)
+
+
+def build_model(cfg: SegmentNTConfig, tree: dict, *, backbone: str = "segment_nt",
+                rescaling_factor: Optional[float] = None, compute_dtype: str = "float32",
+                attention: str = "auto", window_length: int = TRAINING_WINDOW,
+                source: str = "<memory>") -> SegmentNT:
+    """Build a model from a config and a ``{module: {param: array}}`` tree (names as
+    published). ``tree`` may hold extra modules (the unused LM head)."""
+    dtype = resolve_dtype(compute_dtype)
     scale = cfg.rescaling_factor if rescaling_factor is None else float(rescaling_factor)
     if scale is not None and scale <= 0:
         raise ValueError(f"rescaling_factor must be positive, got {scale}")
     transformed = build_forward(cfg, scale, dtype, attention)
-    params = _select_params(tree, transformed, cfg, path)
+    params = _select_params(tree, transformed, cfg, source)
     params = cast_params(params, dtype, is_norm_module)
 
     def forward(params, state, tokens):
@@ -337,6 +348,14 @@ def load(path: str, backbone: str = "segment_nt", rescaling_factor: Optional[flo
     return SegmentNT(cfg, scale, backbone=backbone, features=cfg.features,
                      window_length=window_length, forward=forward, params=params, state={},
                      compute_dtype=compute_dtype)
+
+
+def random_params(cfg: SegmentNTConfig, seed: int = 0) -> dict:
+    """Randomly initialised parameters with the published names (benchmarks, training)."""
+    transformed = build_forward(cfg, cfg.rescaling_factor, jnp.float32, "einsum")
+    probe = jnp.zeros((1, 1 + 4), dtype=jnp.int32)
+    params = transformed.init(jax.random.PRNGKey(seed), probe)
+    return {mod: {k: np.asarray(v) for k, v in leaves.items()} for mod, leaves in params.items()}
 
 
 def _select_params(tree: dict, transformed, cfg: SegmentNTConfig, path: str) -> dict:
