@@ -22,6 +22,8 @@ log = logging.getLogger("genoseg")
 # Order is the order shown in --help.
 COMMANDS = (
     "predict_seq",
+    "simulate",
+    "evaluate",
 )
 
 
