@@ -1,0 +1,244 @@
+"""Calling (hysteresis, merge, min length, streaming), bigWig tracks and the HTML report."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import urllib.parse
+
+import numpy as np
+import pytest
+
+from genoseg import calls, tracks
+from genoseg.calls import CallParams, call_array
+from genoseg.cli import main
+
+FEATURES = ["exon", "splice_donor", "5UTR", "CTCF-bound"]
+
+
+def write_dataset(outdir, contigs, features=FEATURES, backbone="segment_nt"):
+    """Build ``outdir/<backbone>/predictions`` per the documented layout with pyarrow.
+
+    ``contigs``: name -> (pos int [n], q uint8 [n, F]). Returns the dataset directory.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        from genoseg import store  # noqa: F401
+        ddir = store.dataset_dir(str(outdir), backbone)
+    except ImportError:
+        ddir = os.path.join(str(outdir), backbone, "predictions")
+    meta = {"encoding": "uint8", "scale": 255, "features": list(features), "backbone": backbone,
+            "version": "test"}
+    for name, (pos, q) in contigs.items():
+        d = os.path.join(ddir, "chrom=" + urllib.parse.quote(name, safe=""))
+        os.makedirs(d, exist_ok=True)
+        cols = {"pos": pa.array(np.asarray(pos, np.int64))}
+        for j, f in enumerate(features):
+            cols[f] = pa.array(np.asarray(q[:, j], np.uint8))
+        table = pa.table(cols).replace_schema_metadata({"genoseg": json.dumps(meta)})
+        pq.write_table(table, os.path.join(d, "part-0.parquet"))
+    return ddir
+
+
+def q_of(p):
+    return np.rint(np.asarray(p, float) * 255).astype(np.uint8)
+
+
+def synthetic(n=400, seed=0, gap=(150, 170)):
+    """One contig with bumps in every feature and a hole (no rows) at ``gap``."""
+    rng = np.random.default_rng(seed)
+    pos = np.arange(n)
+    pos = pos[(pos < gap[0]) | (pos >= gap[1])]
+    x = np.arange(n)
+    prob = np.zeros((n, len(FEATURES)))
+    for j in range(len(FEATURES)):
+        for c in rng.integers(0, n, 8):
+            w = rng.integers(3, 25)
+            prob[:, j] += 0.95 * np.exp(-0.5 * ((x - c) / w) ** 2)
+    prob = np.clip(prob + rng.uniform(0, 0.1, prob.shape), 0, 1)
+    return pos, q_of(prob[pos])
+
+
+# ------------------------------------------------------------------------------ calling
+def ints(s, e):
+    return list(zip(s.tolist(), e.tolist()))
+
+
+def test_hysteresis_extends_to_low_flanks():
+    p = np.array([0, .2, .35, .4, .8, .9, .45, .31, .1, 0, .45, .4, 0, .6, .6])
+    s, e, mean, mx = call_array(np.arange(len(p)), p, CallParams(0.5, 0.3))
+    # bump 4-5 above HIGH extends left over .35,.4 (2-3) and right over .45,.31 (6-7);
+    # .45,.4 at 10-11 never reach HIGH; .6,.6 at 13-14 is a segment reaching the end.
+    assert ints(s, e) == [(2, 8), (13, 15)]
+    assert mx[0] == pytest.approx(0.9, abs=1e-6)
+    assert mean[0] == pytest.approx(np.mean(p[2:8]), abs=1e-6)
+    # plain threshold (LOW = HIGH)
+    s, e, *_ = call_array(np.arange(len(p)), p, CallParams(0.5, 0.5))
+    assert ints(s, e) == [(4, 6), (13, 15)]
+
+
+def test_threshold_on_255_grid_is_inclusive():
+    p = np.array([50, 51, 51, 50]) / 255.0
+    s, e, *_ = call_array(np.arange(4), p.astype(np.float32), CallParams(0.2, 0.2))
+    assert ints(s, e) == [(1, 3)]
+
+
+def test_min_length_and_merge_gap():
+    p = np.zeros(60)
+    p[5:7] = .9      # 2 bp
+    p[10:20] = .9    # 10 bp; gap 3 to the 2 bp one
+    p[24:30] = .9    # gap 4 bp
+    p[40:41] = .9    # 1 bp alone
+    pos = np.arange(60)
+    s, e, *_ = call_array(pos, p, CallParams(0.5, 0.3, min_length=1, merge_gap=0))
+    assert ints(s, e) == [(5, 7), (10, 20), (24, 30), (40, 41)]
+    s, e, *_ = call_array(pos, p, CallParams(0.5, 0.3, min_length=3, merge_gap=0))
+    assert ints(s, e) == [(10, 20), (24, 30)]
+    s, e, *_ = call_array(pos, p, CallParams(0.5, 0.3, min_length=1, merge_gap=3))
+    assert ints(s, e) == [(5, 20), (24, 30), (40, 41)]
+    s, e, mean, _ = call_array(pos, p, CallParams(0.5, 0.3, min_length=2, merge_gap=4))
+    assert ints(s, e) == [(5, 30)]
+    assert mean[0] == pytest.approx(0.9, abs=1e-6)  # mean over called bases only
+
+
+def test_missing_base_breaks_segment_and_blocks_merge():
+    pos = np.array([0, 1, 2, 3, 5, 6, 7, 20, 21])     # 4 and 8..19 missing
+    p = np.array([.9, .9, .9, .9, .9, .9, 0, .9, .9])
+    s, e, *_ = call_array(pos, p, CallParams(0.5, 0.3, merge_gap=0))
+    assert ints(s, e) == [(0, 4), (5, 7), (20, 22)]
+    # a gap of missing bases is never bridged, whatever merge_gap says
+    s, e, *_ = call_array(pos, p, CallParams(0.5, 0.3, merge_gap=100))
+    assert ints(s, e) == [(0, 4), (5, 7), (20, 22)]
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 7, 13])
+def test_batching_invariance_in_memory(batch):
+    pos, q = synthetic(500, seed=3)
+    p = q[:, 0] / np.float32(255)
+    for prm in (CallParams(0.5, 0.3), CallParams(0.6, 0.2, min_length=5, merge_gap=12)):
+        ref = call_array(pos, p, prm)
+        got = call_array(pos, p, prm, batch_rows=batch)
+        for a, b in zip(ref, got):
+            np.testing.assert_allclose(a, b)
+
+
+def read_text(path):
+    with gzip.open(path, "rt") as fh:
+        return fh.read()
+
+
+def test_call_dataset_batches_bed_tabix_gff(tmp_path):
+    import pysam
+
+    odd = "chr 1/<script>&;=%"
+    ddir = write_dataset(tmp_path / "out", {"chr2": synthetic(300, seed=1), odd: synthetic(400, seed=2)})
+    a = calls.call_dataset(ddir, str(tmp_path / "a"), batch_rows=7)
+    b = calls.call_dataset(ddir, str(tmp_path / "b"), batch_rows=1_000_000)
+    assert a["features"] == b["features"]
+    assert sum(v["count"] for v in a["features"].values()) > 10
+    names = sorted(os.listdir(tmp_path / "a"))
+    assert names == sorted(os.listdir(tmp_path / "b"))
+    for f in FEATURES:
+        assert f"{f}.bed.gz" in names and f"{f}.bed.gz.tbi" in names
+        assert read_text(tmp_path / "a" / f"{f}.bed.gz") == read_text(tmp_path / "b" / f"{f}.bed.gz")
+    # every output stays in the calls dir
+    for n in names:
+        assert os.path.dirname(os.path.realpath(tmp_path / "a" / n)) == os.path.realpath(tmp_path / "a")
+
+    bed = tmp_path / "a" / "exon.bed.gz"
+    with open(bed, "rb") as fh:
+        assert fh.read(4) == b"\x1f\x8b\x08\x04"  # BGZF (gzip with extra field)
+    rows = [ln.split("\t") for ln in read_text(bed).splitlines()]
+    assert all(r[3] == "exon" and r[5] == "." and 0 <= int(r[4]) <= 1000 for r in rows)
+    with pysam.TabixFile(str(bed)) as tbx:
+        assert set(tbx.contigs) <= {"chr2", odd}
+        got = [ln.split("\t") for ln in tbx.fetch(odd, 0, 400)]
+    assert got == [r for r in rows if r[0] == odd]
+
+    gff = (tmp_path / "a" / "calls.gff3").read_text().splitlines()
+    assert gff[0] == "##gff-version 3"
+    esc = "chr%201%2F%3Cscript%3E%26%3B%3D%25"
+    assert f"##sequence-region {esc} 1 400" in gff
+    feats = [ln.split("\t") for ln in gff if not ln.startswith("#")]
+    assert all(len(x) == 9 for x in feats)
+    ids = [dict(kv.split("=") for kv in x[8].split(";"))["ID"] for x in feats]
+    assert len(ids) == len(set(ids)) == sum(v["count"] for v in a["features"].values())
+    # GFF3 = BED start + 1, same end
+    bed_exon = sorted((r[0], int(r[1]), int(r[2])) for r in rows)
+    gff_exon = sorted((urllib.parse.unquote(x[0]), int(x[3]) - 1, int(x[4])) for x in feats if x[2] == "exon")
+    assert bed_exon == gff_exon
+    assert not any(odd in ln for ln in gff)
+
+
+def test_call_cli_overrides_and_errors(tmp_path, capsys):
+    ddir = write_dataset(tmp_path / "out", {"chr1": synthetic(300, seed=5)})
+    out = tmp_path / "calls"
+    # missing dataset
+    assert main(["call", "--predictions", str(tmp_path / "nope"), "--outdir", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not out.exists()
+    # unknown feature
+    assert main(["call", "--predictions", ddir, "--outdir", str(out), "--threshold", "gene=0.5:0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown feature" in err and "'gene'" in err and err.count("\n") == 1
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if "partial" in p]
+    # bad values
+    assert main(["call", "--predictions", ddir, "--outdir", str(out), "--threshold", "exon=0.2:0.5"]) == 2
+    assert main(["call", "--predictions", ddir, "--outdir", str(out), "--min-length", "exon=x"]) == 2
+    capsys.readouterr()
+    # works, then refuses to overwrite
+    args = ["call", "--predictions", ddir, "--outdir", str(out), "--threshold", "all=0.7:0.4",
+            "--min-length", "exon=5", "--merge-gap", "5UTR=3", "--features", "exon,5UTR"]
+    assert main(args) == 0
+    s = calls.read_summary(str(out))
+    assert s["features"]["exon"]["params"] == {"high": 0.7, "low": 0.4, "min_length": 5, "merge_gap": 10}
+    assert s["features"]["5UTR"]["params"]["merge_gap"] == 3
+    assert sorted(s["features"]) == ["5UTR", "exon"]
+    before = (out / "exon.bed.gz").read_bytes()
+    assert main(args[:-2] + ["--threshold", "exon=0.9"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "exon.bed.gz").read_bytes() == before
+    assert main(args[:-2] + ["--threshold", "exon=0.9", "--overwrite"]) == 0
+    s = calls.read_summary(str(out))
+    assert s["features"]["exon"]["params"]["high"] == 0.9 and len(s["features"]) == len(FEATURES)
+
+
+# ------------------------------------------------------------------------------ tracks
+def test_tracks_values_and_gaps(tmp_path):
+    import pyBigWig
+
+    odd = "chr 1/<x>"
+    c1, c2 = synthetic(400, seed=7, gap=(100, 130)), synthetic(250, seed=8, gap=(10, 11))
+    ddir = write_dataset(tmp_path / "out", {odd: c1, "chrM": c2})
+    fai = tmp_path / "g.fa.fai"
+    fai.write_text(f"chrM\t260\t6\t60\t61\nchrEmpty\t50\t300\t60\t61\n{odd}\t420\t400\t60\t61\n")
+    res = tracks.write_tracks(ddir, str(tmp_path / "tr"), str(fai), batch_rows=9)
+    assert res["bases"] == len(c1[0]) + len(c2[0])
+    for j, f in enumerate(FEATURES):
+        bw = pyBigWig.open(str(tmp_path / "tr" / f"{f}.bw"))
+        assert list(bw.chroms().items()) == [("chrM", 260), ("chrEmpty", 50), (odd, 420)]
+        for name, (pos, q) in ((odd, c1), ("chrM", c2)):
+            size = bw.chroms()[name]
+            vals = np.array(bw.values(name, 0, size))
+            dense = np.full(size, np.nan)
+            dense[pos] = q[:, j] / 255.0
+            assert np.array_equal(np.isnan(vals), np.isnan(dense))   # gaps empty
+            ok = ~np.isnan(dense)
+            assert np.max(np.abs(vals[ok] - dense[ok])) <= 1 / 255 + 1e-6
+        assert bw.intervals("chrEmpty") is None
+        bw.close()
+    # existing output is not overwritten
+    assert main(["tracks", "--predictions", ddir, "--outdir", str(tmp_path / "tr"), "--fai", str(fai)]) == 2
+    # without a .fai: contigs of the dataset, last position + 1
+    assert main(["tracks", "--predictions", ddir, "--outdir", str(tmp_path / "tr2")]) == 0
+    bw = pyBigWig.open(str(tmp_path / "tr2" / "exon.bw"))
+    assert bw.chroms() == {odd: 400, "chrM": 250}
+    bw.close()
+    # a .fai that lacks a contig of the predictions is refused
+    fai.write_text("chrM\t260\t6\t60\t61\n")
+    assert main(["tracks", "--predictions", ddir, "--outdir", str(tmp_path / "tr3"), "--fai", str(fai)]) == 2
+    assert not (tmp_path / "tr3").exists()
