@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import os
 import re
@@ -242,3 +243,48 @@ def test_tracks_values_and_gaps(tmp_path):
     fai.write_text("chrM\t260\t6\t60\t61\n")
     assert main(["tracks", "--predictions", ddir, "--outdir", str(tmp_path / "tr3"), "--fai", str(fai)]) == 2
     assert not (tmp_path / "tr3").exists()
+
+
+# ------------------------------------------------------------------------------ report
+def test_report_self_contained_and_escaped(tmp_path):
+    from genoseg import report
+
+    odd = "<script>alert(1)</script>"
+    out = tmp_path / "out"
+    ddir = write_dataset(out, {odd: synthetic(600, seed=11), "chr2": synthetic(300, seed=12)})
+    bdir = os.path.dirname(ddir)
+    s = calls.call_dataset(ddir, os.path.join(bdir, "calls"))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"fasta": "/x/<genome>.fa", "skipped": [
+        {"contig": odd, "start": 150, "end": 170, "reason": "N run"}]}))
+    ev = tmp_path / "eval.tsv"
+    ev.write_text("feature\tprecision\trecall\tf1\nexon\t0.5\t0.25\t0.3333\n")
+    timings = tmp_path / "t.json"
+    timings.write_text(json.dumps({"predict": 12.5, "call": 0.4}))
+    html_path = tmp_path / "report.html"
+    assert main(["report", "--outdir", bdir, "--out", str(html_path), "--plan", str(plan),
+                 "--evaluation", str(ev), "--timings", str(timings), "--region", "chr2:1-300"]) == 0
+    doc = html_path.read_text()
+    assert doc.startswith("<!DOCTYPE html>") and "<svg" in doc and "<style>" in doc
+    assert not re.search(r'(src|href)\s*=\s*["\']?\s*(https?:)?//', doc, re.I)
+    assert "<script" not in doc.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in doc and "/x/&lt;genome&gt;.fa" in doc
+    for f, v in s["features"].items():  # per-feature counts in the calls table
+        assert re.search(rf"{re.escape(html.escape(f))}</td><td class=\"n\">{v['count']:,}</td>", doc)
+    assert "N run" in doc and "0.333" in doc and "predict" in doc and "chr2:1-300" in doc
+    # default regions (most calls), and refusal to overwrite
+    assert main(["report", "--outdir", bdir, "--out", str(html_path)]) == 2
+    report.write_report(bdir, str(html_path), overwrite=True)
+    doc2 = html_path.read_text()
+    assert "Regions with the most calls" in doc2 and doc2.count("<svg") > len(FEATURES)
+    # missing directory is a user error
+    assert main(["report", "--outdir", str(tmp_path / "nope"), "--out", str(tmp_path / "r2.html")]) == 2
+    assert not (tmp_path / "r2.html").exists()
+
+
+def test_parse_region():
+    from genoseg.report import parse_region
+
+    assert parse_region("chrUn:KI27:1,001-2,000") == ("chrUn:KI27", 1000, 2000)
+    with pytest.raises(Exception):
+        parse_region("chr1:10-5")

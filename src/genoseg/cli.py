@@ -24,6 +24,9 @@ COMMANDS = (
     "predict_seq",
     "simulate",
     "evaluate",
+    "call",
+    "tracks",
+    "report",
 )
 
 

@@ -156,6 +156,10 @@ def write_tracks(dataset_dir: str, tracks_dir: str,
         finally:
             for bw in bws.values():
                 bw.close()
+        from .report import _chmod_public
+        for name in os.listdir(tmp):
+            _chmod_public(os.path.join(tmp, name), 0o666)
+        _chmod_public(tmp, 0o777)
     result["seconds"] = round(time.time() - t0, 3)
     log.info("wrote %d bigWig tracks (%d bases, %d entries) in %.1f s to %s", len(feats), result["bases"],
              result["entries"], result["seconds"], tracks_dir)

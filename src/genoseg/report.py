@@ -1,0 +1,550 @@
+"""Report: one self-contained HTML page summarising a genome run.
+
+``write_report(backbone_dir, out_path, ...)`` reads ``backbone_dir`` =
+``OUTDIR/<backbone>`` (``predictions/``, ``calls/``) and optional run records, and writes
+one HTML file with inline CSS and inline SVG (drawn here with numpy; no scripts, no
+external resources). Sections: what ran (model, inputs, parameters), what was skipped and
+why, calls per feature (count, bp, % of predicted bases, lengths), length histograms,
+probability tracks over a few regions (stacked per feature with the calls underneath,
+like Fig. 3 of the SegmentNT paper), evaluation (precision/recall/F1) and timings.
+
+Every string that comes from data (contig names, paths, plan entries) goes through
+:func:`html.escape`. Coordinates: regions are given ``chrom:start-end`` 1-based closed
+(samtools style) and shown so; internally 0-based half-open.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import logging
+import math
+import os
+import re
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import GenosegError
+from .outputs import atomic_path, escape_name
+
+log = logging.getLogger(__name__)
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+           "#7f7f7f", "#bcbd22", "#393b79", "#ad494a", "#637939", "#843c39", "#5254a3", "#6b6ecf"]
+
+Region = tuple  # (contig, start0, end0)
+
+
+def esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+# ------------------------------------------------------------------------------ inputs
+def parse_region(text: str) -> Region:
+    """``chrom:start-end`` (1-based closed, commas allowed) → ``(chrom, start0, end0)``.
+
+    The contig name may itself contain ``:``; the last ``:`` separates the range.
+    """
+    m = re.fullmatch(r"(.+):([\d,]+)-([\d,]+)", text.strip())
+    if not m:
+        raise GenosegError(f"region {text!r}: expected CHROM:START-END (1-based, inclusive)")
+    a, b = int(m.group(2).replace(",", "")), int(m.group(3).replace(",", ""))
+    if a < 1 or b < a:
+        raise GenosegError(f"region {text!r}: need 1 <= START <= END")
+    return (m.group(1), a - 1, b)
+
+
+def _load_json(x, what: str):
+    if x is None or isinstance(x, (dict, list)):
+        return x
+    if not os.path.exists(x):
+        raise GenosegError(f"{what} file {x} does not exist")
+    try:
+        with open(x) as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise GenosegError(f"{what} file {x} is not valid JSON: {exc}") from exc
+
+
+def _load_evaluation(x):
+    """Evaluation table (TSV path or DataFrame) → (columns, rows as lists of str)."""
+    if x is None:
+        return None
+    import pandas as pd
+
+    if isinstance(x, pd.DataFrame):
+        df = x
+    else:
+        if not os.path.exists(x):
+            raise GenosegError(f"evaluation file {x} does not exist")
+        try:
+            df = pd.read_csv(x, sep="\t", comment="#")
+        except Exception as exc:
+            raise GenosegError(f"evaluation file {x} is not a TSV table: {exc}") from exc
+    return df
+
+
+def _timings_rows(t) -> list[tuple[str, float]]:
+    """Accepts ``{step: seconds}``, ``{step: {"seconds": s, ...}}`` or a list of
+    ``{"step"/"name": ..., "seconds"/"wall_s": ...}``."""
+    rows = []
+    items = t.items() if isinstance(t, dict) else ((d.get("step") or d.get("name") or "?", d) for d in t)
+    for k, v in items:
+        if isinstance(v, dict):
+            v = next((v[key] for key in ("seconds", "wall_s", "elapsed", "time", "duration") if key in v), None)
+        try:
+            rows.append((str(k), float(v)))
+        except (TypeError, ValueError):
+            continue
+    return rows
+
+
+def _calls_table(calls_dir: str, features: Sequence[str]):
+    """Per feature: (contig list, start, end, score) arrays from ``<feature>.bed.gz``."""
+    from .calls import read_bed
+
+    out = {}
+    for f in features:
+        p = os.path.join(calls_dir, escape_name(f) + ".bed.gz")
+        if os.path.exists(p):
+            out[f] = read_bed(p)
+    return out
+
+
+# ------------------------------------------------------------------------------ SVG
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    span = max(hi - lo, 1e-9)
+    step = 10 ** math.floor(math.log10(span / n))
+    for m in (1, 2, 5, 10):
+        if span / (step * m) <= n:
+            step *= m
+            break
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step) + 1)]
+
+
+def _fmt_bp(x: float) -> str:
+    x = float(x)
+    for unit, div in (("Mb", 1e6), ("kb", 1e3)):
+        if abs(x) >= div:
+            v = x / div
+            return f"{v:.{0 if v == int(v) else 1 if abs(v) >= 10 else 2}f} {unit}"
+    return f"{int(x)} bp"
+
+
+def svg_tracks(region: Region, features: Sequence[str], pos: np.ndarray, probs: np.ndarray,
+               calls: Mapping[str, tuple], colors: Mapping[str, str], width: int = 1080,
+               thresholds: Optional[Mapping[str, float]] = None) -> str:
+    """Stacked probability tracks (one panel per feature) over ``region`` with the calls
+    of each feature drawn as bars beneath its curve. ``pos`` 0-based, ``probs`` [n, F]."""
+    contig, r0, r1 = region
+    left, right, ph, gap, top = 170, 10, 34, 6, 8
+    pw = width - left - right
+    n = len(features)
+    h = top + n * (ph + gap) + 30
+    L = r1 - r0
+    npx = min(pw, L)
+    # per-pixel max (keeps narrow peaks visible); NaN where no base has a prediction
+    px = ((pos - r0) * npx // max(L, 1)).astype(np.int64)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" class="plot" '
+             f'role="img" aria-label="probability tracks">']
+    for k, f in enumerate(features):
+        y0 = top + k * (ph + gap)
+        col = colors[f]
+        parts.append(f'<rect x="{left}" y="{y0}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ddd"/>')
+        parts.append(f'<text x="{left - 6}" y="{y0 + ph / 2 + 4:.1f}" text-anchor="end" class="lab">{esc(f)}</text>')
+        thr = (thresholds or {}).get(f)
+        if thr is not None:
+            yt = y0 + ph - 5 - thr * (ph - 7)
+            parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yt:.1f}" y2="{yt:.1f}" stroke="#999" '
+                         f'stroke-dasharray="3,3" stroke-width="0.7"/>')
+        if len(pos):
+            v = np.full(npx, np.nan)
+            np.fmax.at(v, px, probs[:, k].astype(np.float64))
+            cy = y0 + ph - 5  # curve area: y0+1 .. y0+ph-5 ; calls bar beneath
+            ch = ph - 7
+            xs = left + (np.arange(npx) + 0.5) * pw / npx
+            ok = ~np.isnan(v)
+            # split into contiguous runs of pixels with data
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.astype(np.int8), [0]))))
+            for a, b in zip(edges[::2], edges[1::2]):
+                xx, yy = xs[a:b], cy - v[a:b] * ch
+                pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xx, yy))
+                area = f"{xx[0]:.1f},{cy:.1f} {pts} {xx[-1]:.1f},{cy:.1f}"
+                parts.append(f'<polygon points="{area}" fill="{col}" fill-opacity="0.25" stroke="none"/>')
+                parts.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="1.2"/>')
+        c = calls.get(f)
+        if c is not None:
+            chroms, s, e, _ = c
+            m = np.array([ch_ == contig for ch_ in chroms], bool) if len(chroms) else np.zeros(0, bool)
+            m &= (e > r0) & (s < r1)
+            for a, b in zip(np.maximum(s[m], r0), np.minimum(e[m], r1)):
+                x = left + (a - r0) * pw / L
+                w = max((b - a) * pw / L, 1.0)
+                parts.append(f'<rect x="{x:.1f}" y="{y0 + ph - 4}" width="{w:.1f}" height="3" fill="{col}"/>')
+    yb = top + n * (ph + gap)
+    for t in _nice_ticks(r0 + 1, r1):
+        x = left + (t - 1 - r0) * pw / L
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{yb - gap}" y2="{yb}" stroke="#555"/>')
+        parts.append(f'<text x="{x:.1f}" y="{yb + 12}" text-anchor="middle" class="tick">{t:,.0f}</text>')
+    parts.append(f'<text x="{left}" y="{yb + 26}" class="tick">{esc(contig)} (1-based; curve = probability 0–1, '
+                 f'dashed = calling threshold HIGH, bar = call)</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_histogram(lengths: np.ndarray, color: str, width: int = 260, height: int = 120) -> str:
+    """Histogram of interval lengths (bp) on log10-spaced bins."""
+    left, bottom, top = 34, 22, 6
+    pw, ph = width - left - 6, height - bottom - top
+    lengths = np.asarray(lengths)
+    hi = max(float(lengths.max()) if len(lengths) else 10.0, 10.0)
+    edges = np.logspace(0, math.log10(hi) + 1e-9, 21)
+    cnt, _ = np.histogram(lengths, bins=edges)
+    cmax = max(int(cnt.max()) if len(cnt) else 1, 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="plot">',
+             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ddd"/>']
+    bw = pw / len(cnt)
+    for i, c in enumerate(cnt):
+        if c:
+            bh = c / cmax * ph
+            parts.append(f'<rect x="{left + i * bw + 0.5:.1f}" y="{top + ph - bh:.1f}" width="{bw - 1:.1f}" '
+                         f'height="{bh:.1f}" fill="{color}"><title>{int(edges[i])}–{int(edges[i + 1])} bp: {c}</title></rect>')
+    lg = math.log10(edges[-1])
+    for d in range(0, int(lg) + 1):
+        x = left + d / lg * pw
+        parts.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" class="tick">{_fmt_bp(10 ** d)}</text>')
+    parts.append(f'<text x="{left - 3}" y="{top + 9}" text-anchor="end" class="tick">{cmax}</text>')
+    parts.append(f'<text x="{left - 3}" y="{top + ph}" text-anchor="end" class="tick">0</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_bars(rows: Sequence[tuple[str, float]], unit: str = "s", width: int = 640, color: str = "#4c78a8") -> str:
+    """Horizontal bar chart, one bar per (label, value)."""
+    left, bh = 200, 20
+    h = len(rows) * bh + 10
+    vmax = max([v for _, v in rows] + [1e-9])
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" class="plot">']
+    for i, (lab, v) in enumerate(rows):
+        y = 5 + i * bh
+        w = v / vmax * (width - left - 90)
+        parts.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" class="lab">{esc(lab)}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 3}" width="{max(w, 1):.1f}" height="{bh - 6}" fill="{color}"/>')
+        parts.append(f'<text x="{left + w + 5:.1f}" y="{y + 14}" class="tick">{v:,.1f} {esc(unit)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ------------------------------------------------------------------------------ HTML
+CSS = """
+body{font:14px/1.45 -apple-system,'Segoe UI',Helvetica,Arial,sans-serif;color:#222;margin:24px auto;max-width:1120px;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:3px;margin-top:28px}
+h3{font-size:14px;margin:14px 0 4px}
+.sub{color:#666} table{border-collapse:collapse;margin:6px 0 10px}
+td,th{border:1px solid #ddd;padding:3px 8px;vertical-align:top} th{background:#f3f3f3;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.kv td:first-child{color:#555;white-space:nowrap}
+.bar{display:inline-block;height:9px;background:#4c78a8;vertical-align:middle;margin-right:6px}
+.sw{display:inline-block;width:10px;height:10px;margin-right:5px;vertical-align:-1px}
+.grid{display:flex;flex-wrap:wrap;gap:6px 14px}
+.grid figure{margin:0} figcaption{font-size:12px;color:#444}
+svg.plot text{font:11px Helvetica,Arial,sans-serif;fill:#333} svg.plot text.tick{font-size:10px;fill:#555}
+.note{color:#666;font-size:12px} code{background:#f5f5f5;padding:0 3px}
+.warn{color:#a33}
+"""
+
+
+def _kv_table(d: Mapping[str, Any]) -> str:
+    rows = []
+    for k, v in d.items():
+        if isinstance(v, (dict, list)):
+            v = json.dumps(v, default=str)
+            if len(v) > 300:
+                v = v[:300] + " …"
+        rows.append(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>")
+    return f'<table class="kv">{"".join(rows)}</table>'
+
+
+def _records_table(items: Sequence, limit: int = 100) -> str:
+    """List of dicts (or scalars) → table with the union of keys as columns."""
+    items = list(items)
+    if not items:
+        return "<p>None.</p>"
+    if not all(isinstance(x, dict) for x in items):
+        return "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in items[:limit]) + "</ul>"
+    cols: list[str] = []
+    for x in items:
+        for k in x:
+            if k not in cols:
+                cols.append(k)
+    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
+    body = []
+    for x in items[:limit]:
+        body.append("<tr>" + "".join(
+            f'<td{" class=n" if isinstance(x.get(c), (int, float)) else ""}>'
+            f'{esc(x.get(c, "")) if not isinstance(x.get(c), float) else f"{x.get(c):,.4g}"}</td>'
+            for c in cols) + "</tr>")
+    more = f'<p class="note">… and {len(items) - limit} more</p>' if len(items) > limit else ""
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
+
+
+def _df_table(df) -> str:
+    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
+    rows = []
+    for rec in df.itertuples(index=False):
+        cells = []
+        for v in rec:
+            if isinstance(v, (float, np.floating)):
+                cells.append(f'<td class="n">{"–" if np.isnan(v) else f"{v:.3f}" if abs(v) <= 1 else f"{v:,.0f}"}</td>')
+            elif isinstance(v, (int, np.integer)):
+                cells.append(f'<td class="n">{v:,}</td>')
+            else:
+                cells.append(f"<td>{esc(v)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def default_regions(calls: Mapping[str, tuple], sizes: Mapping[str, int], n: int = 3,
+                    width: int = 20_000) -> list[Region]:
+    """The ``n`` windows of ``width`` bp (aligned, one per window) holding the most calls
+    (all features together), ties broken by genome order."""
+    counts: dict[tuple[str, int], int] = {}
+    for chroms, s, e, _ in calls.values():
+        if not len(s):
+            continue
+        chroms = np.asarray(chroms, dtype=object)
+        for c in dict.fromkeys(chroms.tolist()):
+            w = min(width, max(sizes.get(c, 0), 1))
+            b, k = np.unique(s[chroms == c] // w, return_counts=True)
+            for bi, ki in zip(b.tolist(), k.tolist()):
+                counts[(c, bi)] = counts.get((c, bi), 0) + ki
+    order = list(sizes)
+    best = sorted(counts.items(), key=lambda kv: (-kv[1], order.index(kv[0][0]) if kv[0][0] in sizes else 1e9, kv[0][1]))
+    out = []
+    for (c, b), _ in best[:n]:
+        w = min(width, max(sizes.get(c, 0), 1))
+        out.append((c, b * w, min((b + 1) * w, sizes.get(c, (b + 1) * w))))
+    return out
+
+
+def _region_probs(dataset_dir: str, region: Region, nfeat: int):
+    from .calls import _store
+
+    contig, r0, r1 = region
+    store = _store()
+    if contig not in set(store.list_contigs(dataset_dir)):
+        return np.zeros(0, np.int64), np.zeros((0, nfeat), np.float32)
+    ps, qs = [], []
+    for pos, probs in store.iter_predictions(dataset_dir, contig):
+        if len(pos) == 0:
+            continue
+        if pos[0] >= r1:
+            break
+        m = (pos >= r0) & (pos < r1)
+        if m.any():
+            ps.append(np.asarray(pos[m], np.int64))
+            qs.append(np.asarray(probs[m], np.float32))
+    if not ps:
+        return np.zeros(0, np.int64), np.zeros((0, nfeat), np.float32)
+    return np.concatenate(ps), np.concatenate(qs)
+
+
+def _chmod_public(path: str, mode: int) -> None:
+    """Temporary files are created private (0600/0700); give the final output the usual
+    permissions (``mode`` minus the umask)."""
+    um = os.umask(0)
+    os.umask(um)
+    os.chmod(path, mode & ~um)
+
+
+def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] = None,
+                 evaluation=None, timings: Union[str, dict, list, None] = None,
+                 regions: Optional[Iterable[Union[str, Region]]] = None, *, overwrite: bool = False,
+                 region_width: int = 20_000) -> str:
+    """Write the HTML report of ``backbone_dir`` (``OUTDIR/<backbone>``) to ``out_path``.
+
+    Args:
+        backbone_dir: holds ``predictions/`` (for metadata and the track plots) and
+            ``calls/`` (``summary.json`` and ``<feature>.bed.gz`` from
+            :func:`genoseg.calls.call_dataset`); either may be missing (the section says so).
+        out_path: HTML file to write (atomically).
+        plan: plan.json path or dict: top-level entries are listed under "What ran",
+            its ``skipped`` list (dicts, e.g. contig/start/end/reason) under "Skipped".
+        evaluation: TSV path or DataFrame (e.g. from ``genoseg evaluate``: feature,
+            precision, recall, f1, ...), shown as a table.
+        timings: JSON path, ``{step: seconds}`` or a list of ``{step, seconds}``.
+        regions: ``"chrom:start-end"`` strings (1-based closed) or ``(chrom, start0, end0)``
+            tuples; default: the 3 windows of ``region_width`` bp with the most calls.
+        overwrite: replace an existing ``out_path`` (else GenosegError).
+
+    Returns:
+        ``out_path``.
+    """
+    from .calls import _store
+
+    if not os.path.isdir(backbone_dir):
+        raise GenosegError(f"output directory {backbone_dir} does not exist")
+    plan = _load_json(plan, "plan")
+    timings = _load_json(timings, "timings")
+    evaluation = _load_evaluation(evaluation)
+    regions = [parse_region(r) if isinstance(r, str) else tuple(r) for r in (regions or [])]
+    from .outputs import check_absent
+    check_absent(out_path, overwrite)
+
+    pred_dir = os.path.join(backbone_dir, "predictions")
+    calls_dir = os.path.join(backbone_dir, "calls")
+    meta, contigs = {}, []
+    if os.path.isdir(pred_dir):
+        try:
+            meta = _store().read_metadata(pred_dir) or {}
+            contigs = list(_store().list_contigs(pred_dir))
+        except Exception as exc:  # report what we can
+            log.warning("cannot read prediction metadata in %s: %s", pred_dir, exc)
+    from .calls import read_summary
+    summary = read_summary(calls_dir) if os.path.isdir(calls_dir) else None
+    features = list(meta.get("features") or (summary or {}).get("features", {}).keys())
+    colors = {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(features)}
+    calls = _calls_table(calls_dir, features) if os.path.isdir(calls_dir) else {}
+    predicted = dict((summary or {}).get("contigs", {}))
+    total_bases = int(sum(predicted.values()))
+    sizes: dict[str, int] = {}
+    for c in contigs or predicted:
+        sizes[c] = 0
+    for chroms, s, e, _ in calls.values():
+        for c, end in zip(chroms, e.tolist()):
+            sizes[c] = max(sizes.get(c, 0), end)
+    for c, _a, b in regions:
+        sizes[c] = max(sizes.get(c, 0), b)
+
+    backbone = meta.get("backbone") or (summary or {}).get("backbone") or os.path.basename(os.path.normpath(backbone_dir))
+    H: list[str] = []
+    H.append(f"<h1>genoseg report — {esc(backbone)}</h1>")
+    H.append(f'<p class="sub">{esc(os.path.abspath(backbone_dir))} · generated '
+             f'{esc(datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))}</p>')
+
+    # --- what ran
+    H.append("<h2>What ran</h2>")
+    info = {"backbone": backbone}
+    for k in ("version", "encoding", "scale"):
+        if k in meta:
+            info[f"predictions {k}"] = meta[k]
+    if features:
+        info["features"] = ", ".join(features)
+    if contigs:
+        info["contigs with predictions"] = f"{len(contigs):,}"
+    if total_bases:
+        info["bases with a prediction"] = f"{total_bases:,} ({_fmt_bp(total_bases)})"
+    H.append(_kv_table(info))
+    if plan is not None:
+        top = {k: v for k, v in (plan.items() if isinstance(plan, dict) else [("plan", plan)]) if k != "skipped"}
+        if top:
+            H.append("<h3>Plan</h3>" + _kv_table(top))
+    if summary:
+        rows = [{"feature": f, "high": v["params"]["high"], "low": v["params"]["low"],
+                 "min length (bp)": v["params"]["min_length"], "merge gap (bp)": v["params"]["merge_gap"]}
+                for f, v in summary["features"].items()]
+        H.append("<h3>Calling parameters</h3>" + _records_table(rows))
+
+    # --- skipped
+    H.append("<h2>Skipped</h2>")
+    skipped = plan.get("skipped") if isinstance(plan, dict) else None
+    if skipped is None:
+        H.append('<p class="note">No plan given: nothing is known about skipped regions.</p>')
+    elif not skipped:
+        H.append("<p>Nothing was skipped.</p>")
+    else:
+        if all(isinstance(x, dict) and "start" in x and "end" in x for x in skipped):
+            try:
+                bp = sum(int(x["end"]) - int(x["start"]) for x in skipped)
+                H.append(f"<p>{len(skipped):,} region(s), {bp:,} bp in total.</p>")
+            except (TypeError, ValueError):
+                pass
+        H.append(_records_table(skipped))
+
+    # --- calls per feature
+    H.append("<h2>Calls per feature</h2>")
+    if not summary and not calls:
+        H.append(f'<p class="warn">No calls found in {esc(calls_dir)}.</p>')
+    else:
+        denom = total_bases or None
+        maxbp = max([int((e - s).sum()) for _, s, e, _ in calls.values()] + [1])
+        body = []
+        for f in features:
+            if f not in calls:
+                continue
+            _, s, e, score = calls[f]
+            L = e - s
+            bp = int(L.sum())
+            pct = f"{100 * bp / denom:.3f}%" if denom else "–"
+            med = f"{int(np.median(L)):,}" if len(L) else "–"
+            ms = f"{score.mean() / 1000:.2f}" if len(score) else "–"
+            body.append(f'<tr><td><span class="sw" style="background:{colors[f]}"></span>{esc(f)}</td>'
+                        f'<td class="n">{len(s):,}</td><td class="n">{bp:,}</td><td class="n">'
+                        f'<span class="bar" style="width:{80 * bp / maxbp:.0f}px"></span>{pct}</td>'
+                        f'<td class="n">{med}</td><td class="n">{ms}</td></tr>')
+        H.append("<table><tr><th>feature</th><th>calls</th><th>bp covered</th><th>% of predicted bases</th>"
+                 "<th>median length (bp)</th><th>mean score</th></tr>" + "".join(body) + "</table>")
+        H.append('<p class="note">Coverage = called bases / bases with a prediction. Score = mean probability '
+                 'over the called bases.</p>')
+        H.append("<h3>Length distributions</h3><div class=grid>")
+        for f in features:
+            if f in calls and len(calls[f][1]):
+                L = calls[f][2] - calls[f][1]
+                H.append(f"<figure>{svg_histogram(L, colors[f])}<figcaption>{esc(f)} — {len(L):,} calls, "
+                         f"log-scaled length bins</figcaption></figure>")
+        H.append("</div>")
+
+    # --- tracks
+    H.append("<h2>Probability tracks</h2>")
+    if not regions and calls:
+        regions = default_regions(calls, sizes, width=region_width)
+        if regions:
+            H.append('<p class="note">Regions with the most calls (all features).</p>')
+    if not regions:
+        H.append('<p class="note">No region to show (no calls and no --region).</p>')
+    elif not os.path.isdir(pred_dir) or not features:
+        H.append(f'<p class="warn">No predictions in {esc(pred_dir)}: tracks cannot be drawn.</p>')
+    else:
+        for reg in regions:
+            c, a, b = reg
+            pos, probs = _region_probs(pred_dir, reg, len(meta.get("features", features)))
+            allf = list(meta.get("features", features))
+            probs = probs[:, [allf.index(f) for f in features]] if len(pos) else np.zeros((0, len(features)))
+            H.append(f"<h3>{esc(c)}:{a + 1:,}-{b:,} ({_fmt_bp(b - a)})</h3>")
+            if not len(pos):
+                H.append('<p class="note">No predictions in this region.</p>')
+            thr = {f: v["params"]["high"] for f, v in (summary or {}).get("features", {}).items()}
+            H.append(svg_tracks(reg, features, pos, probs, calls, colors, thresholds=thr))
+
+    # --- evaluation
+    if evaluation is not None:
+        H.append("<h2>Evaluation</h2>")
+        H.append(_df_table(evaluation))
+        H.append('<p class="note">Base-level precision, recall and F1 per feature against the truth annotation.</p>')
+
+    # --- timings
+    if timings is not None:
+        H.append("<h2>Timings</h2>")
+        rows = _timings_rows(timings)
+        if rows:
+            total = sum(v for _, v in rows)
+            H.append(svg_bars(rows))
+            H.append(_records_table([{"step": k, "seconds": round(v, 2)} for k, v in rows]
+                                    + [{"step": "total", "seconds": round(total, 2)}]))
+            if total_bases and total > 0:
+                H.append(f'<p class="note">{total_bases / total:,.0f} bases/s over all steps.</p>')
+        else:
+            H.append('<p class="note">Timings given but none could be read.</p>')
+
+    doc = ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+           f"<title>genoseg report — {esc(backbone)}</title><style>{CSS}</style></head><body>\n"
+           + "\n".join(H) + "\n</body></html>\n")
+    with atomic_path(out_path, overwrite=overwrite) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(doc)
+        _chmod_public(tmp, 0o666)
+    log.info("wrote report %s (%d KB)", out_path, len(doc) // 1024)
+    return out_path
