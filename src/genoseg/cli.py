@@ -27,6 +27,7 @@ COMMANDS = (
     "call",
     "tracks",
     "report",
+    "fetch_model",
 )
 
 
