@@ -28,6 +28,7 @@ COMMANDS = (
     "tracks",
     "report",
     "fetch_model",
+    "prepare",
 )
 
 
