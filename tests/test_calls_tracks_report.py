@@ -214,6 +214,8 @@ def test_tracks_values_and_gaps(tmp_path):
 
     odd = "chr 1/<x>"
     c1, c2 = synthetic(400, seed=7, gap=(100, 130)), synthetic(250, seed=8, gap=(10, 11))
+    c2[1][40:200] = 0    # flat stretch: written as runs (bedGraph entries); noise as fixed steps
+    c2[1][60:70, 0] = 200
     ddir = write_dataset(tmp_path / "out", {odd: c1, "chrM": c2})
     fai = tmp_path / "g.fa.fai"
     fai.write_text(f"chrM\t260\t6\t60\t61\nchrEmpty\t50\t300\t60\t61\n{odd}\t420\t400\t60\t61\n")
@@ -232,6 +234,12 @@ def test_tracks_values_and_gaps(tmp_path):
             assert np.max(np.abs(vals[ok] - dense[ok])) <= 1 / 255 + 1e-6
         assert bw.intervals("chrEmpty") is None
         bw.close()
+    # two worker processes give the same values
+    tracks.write_tracks(ddir, str(tmp_path / "trw"), str(fai), workers=2)
+    for f in FEATURES:
+        a, b = pyBigWig.open(str(tmp_path / "tr" / f"{f}.bw")), pyBigWig.open(str(tmp_path / "trw" / f"{f}.bw"))
+        assert np.array_equal(np.array(a.values(odd, 0, 420)), np.array(b.values(odd, 0, 420)), equal_nan=True)
+        a.close(), b.close()
     # existing output is not overwritten
     assert main(["tracks", "--predictions", ddir, "--outdir", str(tmp_path / "tr"), "--fai", str(fai)]) == 2
     # without a .fai: contigs of the dataset, last position + 1

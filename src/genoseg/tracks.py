@@ -90,9 +90,62 @@ def _runs(pos: np.ndarray, vals: np.ndarray):
     return starts, pos[last] + 1, vals[idx]
 
 
+def _add(bw, contig: str, pos: np.ndarray, vals: np.ndarray, b0: np.ndarray, b1: np.ndarray) -> int:
+    """Add one batch of one feature: runs of equal values as bedGraph entries when that
+    compresses (long flat stretches, the usual case), else fixed-step (span 1) entries per
+    contiguous block. Returns the number of entries written."""
+    s, e, v = _runs(pos, vals)
+    if len(s) * 4 <= len(pos):
+        bw.addEntries([contig] * len(s), s, ends=e, values=v)
+        return len(s)
+    for a, b in zip(b0.tolist(), b1.tolist()):
+        bw.addEntries(contig, int(pos[a]), values=vals[a:b], span=1, step=1)
+    return len(pos)
+
+
+def _write_group(dataset_dir, tmp, feats, fidx, names, header, contigs, batch_rows) -> tuple[int, int]:
+    """Write the bigWigs of ``feats`` (columns ``fidx``) into ``tmp``: one pass over the
+    dataset. Returns (bases, entries)."""
+    import pyBigWig
+
+    store = _store()
+    contigs = set(contigs)
+    bases = entries = 0
+    bws = {}
+    try:
+        for f in feats:
+            bw = pyBigWig.open(os.path.join(tmp, names[f]), "w")
+            if bw is None:
+                raise GenosegError(f"cannot create bigWig in {tmp}")
+            bw.addHeader(header, maxZooms=10)
+            bws[f] = bw
+        for contig, size in header:
+            if contig not in contigs:
+                continue
+            for pos, probs in store.iter_predictions(dataset_dir, contig, batch_rows=batch_rows):
+                if len(pos) == 0:
+                    continue
+                if pos[-1] >= size:
+                    raise GenosegError(f"predictions on {contig!r} reach position {int(pos[-1])}, beyond its "
+                                       f"length {size} in the chromosome sizes")
+                pos = np.asarray(pos, np.int64)
+                bases += len(pos)
+                blk = np.flatnonzero(np.diff(pos) != 1) + 1  # contiguous blocks of the batch
+                b0 = np.concatenate(([0], blk))
+                b1 = np.concatenate((blk, [len(pos)]))
+                for f, j in zip(feats, fidx):
+                    vals = np.ascontiguousarray(probs[:, j], dtype=np.float64)
+                    entries += _add(bws[f], contig, pos, vals, b0, b1)
+    finally:
+        for bw in bws.values():
+            bw.close()
+    return bases, entries
+
+
 def write_tracks(dataset_dir: str, tracks_dir: str,
                  chrom_sizes: Union[Mapping[str, int], str, None] = None, overwrite: bool = False, *,
-                 features: Optional[Sequence[str]] = None, batch_rows: int = 1_000_000) -> dict:
+                 features: Optional[Sequence[str]] = None, batch_rows: int = 1_000_000,
+                 workers: int = 1) -> dict:
     """Write ``<tracks_dir>/<feature>.bw`` for each feature of a prediction dataset.
 
     Args:
@@ -103,12 +156,12 @@ def write_tracks(dataset_dir: str, tracks_dir: str,
         overwrite: replace an existing ``tracks_dir`` (else GenosegError).
         features: subset of features (default all).
         batch_rows: rows per streamed batch.
+        workers: processes writing files in parallel (features are split between them;
+            each streams the dataset once). bigWig writing (zoom levels) is CPU-bound.
 
     Returns:
         dict with ``files`` (feature → file name), ``bases``, ``entries``, ``seconds``.
     """
-    import pyBigWig
-
     t0 = time.time()
     meta = open_dataset(dataset_dir)
     all_features = list(meta["features"])
@@ -129,33 +182,19 @@ def write_tracks(dataset_dir: str, tracks_dir: str,
     header = [(c, n) for c, n in chrom_sizes.items() if n > 0]
     result = {"files": names, "bases": 0, "entries": 0}
     with atomic_path(tracks_dir, overwrite=overwrite, is_dir=True) as tmp:
-        bws = {}
-        try:
-            for f in feats:
-                bw = pyBigWig.open(os.path.join(tmp, names[f]), "w")
-                if bw is None:
-                    raise GenosegError(f"cannot create bigWig in {tmp}")
-                bw.addHeader(header, maxZooms=10)
-                bws[f] = bw
-            for contig, size in header:
-                if contig not in contigs:
-                    continue
-                for pos, probs in store.iter_predictions(dataset_dir, contig, batch_rows=batch_rows):
-                    if len(pos) == 0:
-                        continue
-                    if pos[-1] >= size:
-                        raise GenosegError(f"predictions on {contig!r} reach position {int(pos[-1])}, beyond its "
-                                           f"length {size} in the chromosome sizes")
-                    pos = np.asarray(pos, np.int64)
-                    result["bases"] += len(pos)
-                    for f, j in zip(feats, fidx):
-                        s, e, v = _runs(pos, np.ascontiguousarray(probs[:, j], dtype=np.float32))
-                        bws[f].addEntries([contig] * len(s), s.tolist(), ends=e.tolist(),
-                                          values=v.astype(np.float64).tolist())
-                        result["entries"] += len(s)
-        finally:
-            for bw in bws.values():
-                bw.close()
+        workers = max(1, min(int(workers or 1), len(feats)))
+        groups = [list(range(k, len(feats), workers)) for k in range(workers)]
+        jobs = [(dataset_dir, tmp, [feats[i] for i in g], [fidx[i] for i in g], names, header, sorted(contigs),
+                 batch_rows) for g in groups if g]
+        if len(jobs) == 1:
+            parts = [_write_group(*jobs[0])]
+        else:
+            import concurrent.futures as cf
+            import multiprocessing as mp
+            with cf.ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("spawn")) as ex:
+                parts = list(ex.map(_write_group, *zip(*jobs)))
+        result["bases"] = parts[0][0]
+        result["entries"] = sum(e for _, e in parts)
         from .report import _chmod_public
         for name in os.listdir(tmp):
             _chmod_public(os.path.join(tmp, name), 0o666)

@@ -19,6 +19,7 @@ def register(sub) -> None:
     g.add_argument("--fai", default=None, help="FASTA index (.fai) giving contig order and lengths")
     g.add_argument("--fasta", default=None, help="FASTA (its .fai is used, built if missing)")
     p.add_argument("--features", default=None, help="comma-separated subset of features (default: all)")
+    p.add_argument("--workers", type=int, default=1, help="processes writing bigWigs in parallel (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --outdir")
     p.set_defaults(func=run)
 
@@ -28,5 +29,6 @@ def run(args: argparse.Namespace) -> int:
 
     sizes = read_fai(args.fai) if args.fai else fasta_sizes(args.fasta) if args.fasta else None
     features = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
-    write_tracks(args.predictions, args.outdir, sizes, overwrite=args.overwrite, features=features)
+    write_tracks(args.predictions, args.outdir, sizes, overwrite=args.overwrite, features=features,
+                 workers=args.workers)
     return 0
