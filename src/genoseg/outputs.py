@@ -66,6 +66,10 @@ def atomic_path(final: str, overwrite: bool = False, is_dir: bool = False) -> It
     else:
         fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".partial", dir=parent)
         os.close(fd)
+    # mkstemp/mkdtemp create private (0600/0700) paths; outputs get the usual umask modes.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)
     try:
         yield tmp
         if os.path.lexists(final):
