@@ -1,0 +1,88 @@
+//
+// Helper functions of the genoseg pipeline: parameter checks with messages a user can
+// act on, genome and model resolution. No processes here.
+//
+
+def knownBackbones() {
+    return ['segment_nt', 'segment_nt_multi_species', 'segment_enformer', 'segment_borzoi']
+}
+
+// "--backbone segment_nt,segment_borzoi" -> ['segment_nt', 'segment_borzoi'] (order kept, duplicates dropped)
+def parseBackbones(value) {
+    def names = (value ?: '').toString().tokenize(',').collect { it.trim() }.findAll { it }
+    if (!names) {
+        error "No backbone given: use --backbone with one or several of ${knownBackbones().join(', ')} (comma-separated)."
+    }
+    def unknown = names.findAll { !(it in knownBackbones()) }
+    if (unknown) {
+        error "Unknown backbone(s) ${unknown.collect { "'${it}'" }.join(', ')} in --backbone. Choose from: ${knownBackbones().join(', ')} (comma-separated for several)."
+    }
+    return names.unique()
+}
+
+// [ meta, fasta-or-null, seed-or-null ] from --fasta, --genome or --simulate_seed
+def resolveGenome(params) {
+    if (params.simulate_seed != null && (params.fasta || params.genome)) {
+        log.warn "--simulate_seed is set: ignoring --fasta/--genome and running on the simulated demo genome."
+    }
+    if (params.simulate_seed != null) {
+        return [ [ id: "simulated_seed${params.simulate_seed}" ], null, params.simulate_seed ]
+    }
+    def fasta = params.fasta
+    def id = 'genome'
+    if (params.genome) {
+        def genomes = params.genomes ?: [:]
+        if (!genomes.containsKey(params.genome)) {
+            error "Unknown genome '${params.genome}' given to --genome. Known genomes (conf/genomes.config): ${genomes.keySet().sort().join(', ')}. For any other genome give its FASTA with --fasta."
+        }
+        id = params.genome
+        if (!fasta) {
+            fasta = genomes[params.genome].fasta
+        } else {
+            log.info "--fasta ${fasta} overrides the FASTA of --genome ${params.genome}."
+        }
+    }
+    if (!fasta) {
+        error "No genome given: use --fasta <genome.fa[.gz]>, --genome <key> (one of ${(params.genomes ?: [:]).keySet().sort().join(', ')}) or --simulate_seed <int> for the demo genome."
+    }
+    def f = file(fasta.toString())
+    if (f instanceof List || !f.exists()) {
+        error "FASTA not found: ${fasta}. Check the path or URL given to --fasta (or the genome's entry in conf/genomes.config); it must be one plain, gzip or bgzip FASTA file."
+    }
+    if (!params.genome) {
+        id = f.name.replaceAll(/(\.gz|\.bgz)$/, '').replaceAll(/\.(fa|fasta|fna)$/, '')
+    }
+    return [ [ id: id ], f, null ]
+}
+
+// Local weights for one backbone: --model_dir is either one model directory (holding
+// jax_model/; only with a single backbone) or a folder of <backbone>/jax_model/ directories.
+// Returns null when --model_dir is not set (the weights are then fetched from the hub).
+def resolveModelDir(model_dir, backbone, n_backbones) {
+    if (!model_dir) {
+        return null
+    }
+    def root = file(model_dir.toString())
+    if (!root.exists()) {
+        error "Model directory not found: ${model_dir} (--model_dir)."
+    }
+    def per_backbone = root.resolve(backbone)
+    if (per_backbone.resolve('jax_model').exists()) {
+        return per_backbone
+    }
+    if (root.resolve('jax_model').exists()) {
+        if (n_backbones > 1) {
+            error "--model_dir ${model_dir} holds one model but --backbone names ${n_backbones}; give a folder with one <backbone>/jax_model/ per backbone."
+        }
+        return root
+    }
+    error "--model_dir ${model_dir} has neither jax_model/ nor ${backbone}/jax_model/ (the published layout: jax_model/hyperparams.json + pytree_ckpt.joblib for SegmentNT, jax_model/params.joblib + state.joblib for Enformer/Borzoi)."
+}
+
+// [ id, backbone, repo, revision ] of the published weights (conf/models.config; --model_revision overrides)
+def modelSource(params, backbone) {
+    def entry = (params.models ?: [:])[backbone] ?: [:]
+    def repo = entry.repo ?: "InstaDeepAI/${backbone}"
+    def revision = params.model_revision ?: entry.revision ?: 'main'
+    return [ id: backbone, backbone: backbone, repo: repo, revision: revision ]
+}
