@@ -4,7 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench clean tools/groovy nf-test
+
+# Groovy 4 jars (from the npm package npm-groovy-lint) for the Nextflow syntax check in
+# tests/test_nextflow.py; installed once into .tools/.
+GROOVY_LINT_VERSION := 16.2.0
+GROOVY_STAMP := .tools/.groovy-$(GROOVY_LINT_VERSION)
+tools/groovy: $(GROOVY_STAMP)
+$(GROOVY_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --prefix .tools --no-audit --no-fund --ignore-scripts --loglevel=error npm-groovy-lint@$(GROOVY_LINT_VERSION) && touch $@; \
+	else echo "npm not found: the Groovy syntax check of the Nextflow files will be skipped"; fi
 
 venv: $(STAMP)
 
@@ -22,8 +32,15 @@ demo: $(STAMP)
 	$(VENV)/bin/genoseg annotate --fasta demo_out/genome/genome.fa --truth demo_out/genome/truth.gff3 --outdir demo_out/results
 	@echo "report: demo_out/results/segment_nt/report.html"
 
-test: $(STAMP)
+test: $(STAMP) tools/groovy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory nf-test
+
+# The pipeline's nf-test suite, where Nextflow and nf-test are installed.
+nf-test:
+	@if command -v nextflow >/dev/null 2>&1 && command -v nf-test >/dev/null 2>&1; then \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" nf-test test --profile test; \
+	else echo "nextflow/nf-test not on PATH: skipping the nf-test suite"; fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_predict.py
