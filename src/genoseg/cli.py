@@ -22,6 +22,10 @@ log = logging.getLogger("genoseg")
 # Order is the order shown in --help.
 COMMANDS = (
     "predict_seq",
+    "plan",
+    "predict",
+    "collect",
+    "annotate",
     "simulate",
     "evaluate",
     "call",

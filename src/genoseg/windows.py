@@ -377,6 +377,9 @@ def make_plan(fasta_path: str, g: Geometry, outdir: Optional[str], windows_per_c
         "skipped_contigs": skipped,
         "skipped_regions": skipped_regions,
         "n_skipped_regions": int(n_skipped_regions),
+        # everything left out, in one list (contigs and regions) for reports
+        "skipped": [{"contig": c["name"], "length": c["length"], "reason": c["reason"]} for c in skipped]
+                   + skipped_regions,
         "selection": {"contigs": contigs, "contig_regex": contig_regex, "min_contig_length": min_contig_length},
     }
     pid = plan_id({**plan, "chunks": chunks})

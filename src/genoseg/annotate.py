@@ -1,0 +1,148 @@
+"""All steps of a genome run in one process: plan, predict, collect, call, tracks, report.
+
+``annotate(fasta, outdir, model)`` writes ``OUTDIR/<backbone>/`` with ``predictions/``
+(Parquet dataset), ``plan.json``, ``calls/``, ``tracks/``, ``report.html`` and
+``timings.json`` (seconds and bases/second per step). Intermediate files live in a
+temporary ``OUTDIR/.genoseg-work-*`` directory that is removed at the end, success or
+not; each output appears only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from typing import Optional
+
+from .errors import GenosegError
+
+log = logging.getLogger(__name__)
+
+
+def demo_model_dir() -> str:
+    """The bundled demo model: ``assets/demo_model`` of the repository (or of the
+    installed package); GenosegError when it is missing."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(here, "assets", "demo_model"),
+                  os.path.join(here, os.pardir, os.pardir, "assets", "demo_model")]
+    for c in candidates:
+        if os.path.isdir(os.path.join(c, "jax_model")):
+            return os.path.normpath(c)
+    raise GenosegError("the bundled demo model (assets/demo_model) is missing from this installation; "
+                       "pass --model DIR (e.g. from `genoseg fetch-model`)")
+
+
+def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = None,
+             window_length: Optional[int] = None, overlap: float = 0.5, windows_per_chunk: int = 64,
+             batch_size: int = 8, compute_dtype: str = "float32", reverse_complement: bool = False,
+             contigs: Optional[list[str]] = None, contig_regex: Optional[str] = None,
+             min_contig_length: int = 1, overwrite: bool = False, downstream: bool = True) -> dict:
+    """Run every step; ``model`` is a directory, a loaded model object, or ``None``
+    (the bundled demo model). Returns the timings dict (also in ``timings.json``)."""
+    from .fasta import Fasta
+    from .outputs import backbone_dir, check_absent
+    from .predict import predict_chunk
+    from .store import dataset_dir, write_dataset
+    from .windows import geometry_from_model, make_plan
+
+    timings: dict = {"steps": []}
+
+    def step(name, t0, bases=None, **extra):
+        dt = time.perf_counter() - t0
+        rec = {"step": name, "seconds": round(dt, 3), **extra}
+        if bases:
+            rec["bases_per_second"] = round(bases / dt, 1) if dt > 0 else None
+        timings["steps"].append(rec)
+        log.info("annotate: %s done in %.1f s", name, dt)
+
+    t0 = time.perf_counter()
+    model_dir = None
+    if model is None or isinstance(model, (str, os.PathLike)):
+        from .models import load_model
+
+        model_dir = os.fspath(model) if model is not None else demo_model_dir()
+        model = load_model(model_dir, backbone=backbone, compute_dtype=compute_dtype)
+    step("load_model", t0)
+    bdir = backbone_dir(outdir, model.backbone)
+    outputs = [dataset_dir(outdir, model.backbone), os.path.join(bdir, "plan.json")]
+    if downstream:
+        outputs += [os.path.join(bdir, x) for x in ("calls", "tracks", "report.html", "timings.json")]
+    for path in outputs:
+        check_absent(path, overwrite)
+    os.makedirs(outdir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".genoseg-work-", dir=outdir)
+    try:
+        t0 = time.perf_counter()
+        g = geometry_from_model(model, window_length, overlap)
+        plan, chunks = make_plan(fasta, g, os.path.join(work, "plan"), windows_per_chunk, contigs,
+                                 contig_regex, min_contig_length, True, model_dir)
+        total_bases = sum(c["length"] for c in plan["contigs"])
+        step("plan", t0, total_bases, windows=plan["n_windows"], chunks=plan["n_chunks"])
+
+        t0 = time.perf_counter()
+        files = []
+        with Fasta(fasta, check_duplicates=False) as fa:
+            for ch in chunks:
+                f = os.path.join(work, f"chunk_{ch['chunk']:05d}.parquet")
+                st = predict_chunk(model, fa, ch, f, batch_size=batch_size,
+                                   reverse_complement=reverse_complement, overwrite=True)
+                files.append(f)
+                el = time.perf_counter() - t0
+                log.info("annotate: predict [%d/%d chunks] %.0f s elapsed, %.0f bases/s", ch["chunk"] + 1,
+                         len(chunks), el, st["owned_bases"] and sum(c["length"] for c in plan["contigs"])
+                         * (ch["chunk"] + 1) / len(chunks) / max(el, 1e-9))
+        step("predict", t0, total_bases)
+
+        t0 = time.perf_counter()
+        ds = dataset_dir(outdir, model.backbone)
+        write_dataset(ds, plan, files, overwrite=overwrite)
+        with open(os.path.join(work, "plan.json"), "w") as fh:
+            json.dump(plan, fh, indent=1)
+        if os.path.exists(os.path.join(bdir, "plan.json")):
+            os.remove(os.path.join(bdir, "plan.json"))
+        os.replace(os.path.join(work, "plan.json"), os.path.join(bdir, "plan.json"))
+        step("collect", t0, total_bases)
+
+        if downstream:
+            _downstream(fasta, bdir, ds, plan, timings, step, overwrite)
+        timings["total_seconds"] = round(sum(s["seconds"] for s in timings["steps"]), 3)
+        if downstream:
+            with open(os.path.join(bdir, "timings.json"), "w") as fh:
+                json.dump(timings, fh, indent=1)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return timings
+
+
+def _downstream(fasta, bdir, ds, plan, timings, step, overwrite) -> None:
+    """calls, tracks, report: each only when its module is installed."""
+    import importlib
+
+    def have(name):
+        try:
+            return importlib.import_module(f".{name}", __package__)
+        except ImportError:
+            log.warning("annotate: genoseg.%s not available; skipping", name)
+            return None
+
+    sizes = {c["name"]: c["length"] for c in plan["contigs"]}
+    calls = have("calls")
+    if calls is not None:
+        t0 = time.perf_counter()
+        calls.call_dataset(ds, os.path.join(bdir, "calls"), overwrite=overwrite, chrom_sizes=sizes)
+        step("call", t0)
+    tracks = have("tracks")
+    if tracks is not None:
+        t0 = time.perf_counter()
+        tracks.write_tracks(ds, os.path.join(bdir, "tracks"), sizes, overwrite=overwrite)
+        step("tracks", t0)
+    report = have("report")
+    if report is not None:
+        t0 = time.perf_counter()
+        timings_now = dict(timings, total_seconds=round(sum(s["seconds"] for s in timings["steps"]), 3))
+        report.write_report(bdir, os.path.join(bdir, "report.html"), plan=plan, timings=timings_now["steps"],
+                            overwrite=overwrite)
+        step("report", t0)
