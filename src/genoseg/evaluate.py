@@ -222,3 +222,72 @@ def format_table(df: pd.DataFrame) -> str:
     text = view.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
     over = df.attrs.get("mean_over", [])
     return text + f"\nmean F1 over {len(over)} planted and called feature(s): {df.attrs.get('mean_f1', float('nan')):.3f}\n"
+
+
+# ------------------------------------------------------- simple reference predictions
+def acgt_runs(seq: str, min_length: int) -> list[tuple[int, int]]:
+    """Runs of A/C/G/T (either case) of at least ``min_length`` bases, half-open."""
+    codes = np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)
+    ok = np.isin(codes, np.frombuffer(b"ACGT", dtype=np.uint8))
+    starts, ends = intervals_from_mask(ok)
+    keep = ends - starts >= min_length
+    return list(zip(starts[keep].tolist(), ends[keep].tolist()))
+
+
+def predict_contigs(model, contigs: dict, window: Optional[int] = None, batch_size: int = 16) -> dict:
+    """Per-base probabilities of a SegmentNT-type model over every A/C/G/T run at least one
+    window long: windows at half-window stride, the last one aligned to the run's end,
+    combined by a triangular weighted average (weights fall towards window edges).
+
+    A small stand-alone reference for tests and the demo model's training script (genome
+    runs use the windowing engine). Returns ``{chrom: (probs [len, F] float32, covered
+    bool [len])}``.
+    """
+    window = int(window or model.window_length)
+    weight = np.minimum(np.arange(window) + 1, window - np.arange(window)).astype(np.float32)
+    out = {}
+    for chrom, seq in contigs.items():
+        n = len(seq)
+        acc = np.zeros((n, len(model.features)), dtype=np.float32)
+        wsum = np.zeros(n, dtype=np.float32)
+        starts = []
+        for s, e in acgt_runs(seq, window):
+            pos = list(range(s, e - window + 1, window // 2))
+            if pos[-1] != e - window:
+                pos.append(e - window)
+            starts.extend(pos)
+        for i in range(0, len(starts), batch_size):
+            chunk = starts[i:i + batch_size]
+            seqs = [seq[s:s + window] for s in chunk]
+            pad = batch_size - len(seqs)  # keep one batch shape: one compilation
+            probs = model.predict(seqs + [seqs[-1]] * pad)[: len(seqs)]
+            for s, p in zip(chunk, probs):
+                acc[s:s + window] += p * weight[:, None]
+                wsum[s:s + window] += weight
+        covered = wsum > 0
+        acc[covered] /= wsum[covered, None]
+        out[chrom] = (acc, covered)
+    return out
+
+
+def threshold_calls(predictions: dict, features: Sequence[str], threshold: float = 0.5) -> pd.DataFrame:
+    """Intervals where probability > ``threshold`` (no hysteresis, no smoothing)."""
+    rows = []
+    for chrom, (probs, covered) in predictions.items():
+        for j, f in enumerate(features):
+            s, e = intervals_from_mask((probs[:, j] > threshold) & covered)
+            rows.append(pd.DataFrame({"chrom": chrom, "start": s, "end": e, "feature": f}))
+    return pd.concat(rows, ignore_index=True) if rows else read_bed_empty()
+
+
+def restrict(intervals: pd.DataFrame, predictions: dict) -> pd.DataFrame:
+    """Clip intervals to the bases that have predictions (``covered``)."""
+    cov = []
+    for chrom, (_, covered) in predictions.items():
+        s, e = intervals_from_mask(covered)
+        cov.append(pd.DataFrame({"chrom": chrom, "start": s, "end": e}))
+    cov = pd.concat(cov, ignore_index=True)
+    merged = intervals.merge(cov, on="chrom", suffixes=("", "_c"))
+    merged["start"] = np.maximum(merged["start"], merged["start_c"])
+    merged["end"] = np.minimum(merged["end"], merged["end_c"])
+    return merged.loc[merged["end"] > merged["start"], ["chrom", "start", "end", "feature"]].reset_index(drop=True)
