@@ -54,7 +54,7 @@ def quantize(p: np.ndarray) -> np.ndarray:
 
 def dequantize(q: np.ndarray) -> np.ndarray:
     """``uint8`` codes -> ``float32`` probabilities ``q / 255``."""
-    return q.astype(np.float32) * np.float32(1.0 / SCALE)
+    return q.astype(np.float32) / np.float32(SCALE)
 
 
 def dataset_dir(outdir: str, backbone: str) -> str:

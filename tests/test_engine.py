@@ -1,0 +1,308 @@
+"""Genome engine: FASTA checks, window layout, chunk predict + merge, Parquet store, CLI."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fakes import FakeModel  # noqa: E402
+
+from genoseg import store, windows  # noqa: E402
+from genoseg.cli import main  # noqa: E402
+from genoseg.fasta import Fasta  # noqa: E402
+from genoseg.predict import predict_chunk  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TINY_NT = os.path.join(HERE, "data", "golden", "segment_nt_tiny")
+REPO = os.path.dirname(HERE)
+
+
+def rand_seq(rng, n, alphabet="ACGTacgt"):
+    return "".join(rng.choice(list(alphabet), n))
+
+
+def write_fasta(path, records, width=60):
+    with open(path, "w") as fh:
+        for name, seq in records:
+            fh.write(f">{name} description\n")
+            for i in range(0, len(seq), width):
+                fh.write(seq[i:i + width] + "\n")
+    return str(path)
+
+
+def genome(rng):
+    """chr1: long runs, an N gap, a 70-bp run (48-bp windows with a 96-bp default), a 10-bp run (skipped)."""
+    chr1 = (rand_seq(rng, 2000) + "N" * 50 + rand_seq(rng, 70) + "NN" + rand_seq(rng, 10) + "R"
+            + rand_seq(rng, 700) + "nnnn")
+    chr2 = rand_seq(rng, 600)
+    return [("chr1", chr1), ("chr2", chr2)]
+
+
+def run_engine(model, fasta, tmp, W, rc=False, window_length=None, batch_size=4):
+    """plan -> predict every chunk -> collect -> read back {contig: (pos, probs)}."""
+    g = windows.geometry_from_model(model, window_length)
+    plan, chunks = windows.make_plan(fasta, g, os.path.join(tmp, f"plan{W}"), W, overwrite=True)
+    files = []
+    with Fasta(fasta, check_duplicates=False) as fa:
+        for ch in chunks:
+            f = os.path.join(tmp, f"plan{W}", f"c{ch['chunk']}.parquet")
+            predict_chunk(model, fa, ch, f, batch_size=batch_size, reverse_complement=rc, overwrite=True)
+            files.append(f)
+    ds = os.path.join(tmp, f"out{W}")
+    store.write_dataset(ds, plan, files, overwrite=True)
+    out = {}
+    for c in store.list_contigs(ds):
+        parts = list(store.iter_predictions(ds, c, batch_rows=500))
+        out[c] = (np.concatenate([p for p, _ in parts]), np.concatenate([q for _, q in parts]))
+    return plan, ds, out
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for c in a:
+        np.testing.assert_array_equal(a[c][0], b[c][0])
+        np.testing.assert_array_equal(a[c][1], b[c][1])
+
+
+@pytest.fixture(scope="module")
+def tiny_nt():
+    from genoseg.models import load_model
+
+    return load_model(TINY_NT, window_length=192)
+
+
+@pytest.fixture(scope="module")
+def fasta(tmp_path_factory):
+    d = tmp_path_factory.mktemp("genome")
+    return write_fasta(d / "g.fa", genome(np.random.default_rng(7)))
+
+
+# ------------------------------------------------------------------ chunking invariance
+def test_chunking_invariance_tiny_segment_nt(tiny_nt, fasta, tmp_path):
+    _, _, ref = run_engine(tiny_nt, fasta, str(tmp_path), W=1000)
+    for W in (1, 3, 7):
+        _, _, out = run_engine(tiny_nt, fasta, str(tmp_path), W=W, batch_size=3)
+        assert_same(ref, out)
+    _, _, again = run_engine(tiny_nt, fasta, str(tmp_path / "again"), W=1000)
+    assert_same(ref, again)  # deterministic
+
+
+def test_chunking_invariance_fake_rc(fasta, tmp_path):
+    m = FakeModel(window_length=96)
+    _, _, ref = run_engine(m, fasta, str(tmp_path), W=500, rc=True)
+    for W in (1, 2, 5):
+        _, _, out = run_engine(m, fasta, str(tmp_path), W=W, rc=True)
+        assert_same(ref, out)
+
+
+def test_single_window_value_is_model_output(tiny_nt, tmp_path):
+    seq = rand_seq(np.random.default_rng(3), 192)
+    fa = write_fasta(tmp_path / "one.fa", [("c", seq)])
+    _, ds, out = run_engine(tiny_nt, fa, str(tmp_path), W=1)
+    expect = tiny_nt.predict([seq])[0]
+    pos, probs = out["c"]
+    np.testing.assert_array_equal(pos, np.arange(192))
+    np.testing.assert_array_equal(probs, store.quantize(expect) / np.float32(255))
+    assert np.abs(probs - expect).max() <= 0.5 / 255 + 1e-6
+    meta = store.read_metadata(ds)
+    assert meta["encoding"] == "uint8_linear" and meta["scale"] == 255
+    assert meta["features"] == tiny_nt.features and meta["backbone"] == "segment_nt"
+    part = os.path.join(ds, "chrom=c", "part-00000.parquet")
+    fmeta = json.loads(pq.read_schema(part).metadata[b"genoseg"])
+    assert fmeta["features"] == tiny_nt.features and "version" in fmeta
+    cols = pq.ParquetFile(part).metadata.row_group(0)
+    assert "DELTA_BINARY_PACKED" in cols.column(0).encodings
+    assert cols.column(1).compression == "ZSTD"
+
+
+# ----------------------------------------------------------------------------- windows
+def test_segment_nt_coverage_and_skips(fasta, tmp_path):
+    m = FakeModel(window_length=96)
+    plan, _, out = run_engine(m, fasta, str(tmp_path), W=4)
+    seqs = dict(genome(np.random.default_rng(7)))
+    for name, seq in seqs.items():
+        raw = np.frombuffer(seq.encode(), np.uint8)
+        acgt = np.isin(raw, np.frombuffer(b"ACGTacgt", np.uint8))
+        pos = out[name][0]
+        covered = np.zeros(len(seq), bool)
+        covered[pos] = True
+        assert not covered[~acgt].any()  # N / R bases get nothing
+        expected = acgt.copy()
+        if name == "chr1":
+            short = slice(2000 + 50 + 70 + 2, 2000 + 50 + 70 + 2 + 10)
+            expected[short] = False  # 10-bp run < 24-bp minimum window
+        np.testing.assert_array_equal(covered, expected)
+        assert (np.diff(pos) > 0).all()
+    c1 = plan["contigs"][0]
+    assert c1["short_runs_skipped"] == 1 and c1["short_run_bases_skipped"] == 10
+    assert set(c1["window_lengths"]) == {"96", "48"}  # the 70-bp run gets 48-bp windows
+    assert plan["skipped_regions"][0]["start"] == 2122 and plan["skipped_regions"][0]["end"] == 2132
+    assert len({w for c in plan["contigs"] for w in c["window_lengths"]}) <= 5
+
+
+@pytest.mark.parametrize("crop", [0, 24])
+def test_n_allowed_every_base_predicted(tmp_path, crop):
+    rng = np.random.default_rng(5)
+    seq = "N" * 30 + rand_seq(rng, 500) + "N" * 40 + rand_seq(rng, 333) + "RYN"
+    fa = write_fasta(tmp_path / "n.fa", [("x", seq), ("allN", "N" * 400), ("short", "ACGTN")])
+    m = FakeModel(backbone="segment_borzoi" if crop else "segment_enformer", window_length=96,
+                  length_multiple=8, crop=crop)
+    plan, _, ref = run_engine(m, fa, str(tmp_path), W=100)
+    np.testing.assert_array_equal(ref["x"][0], np.arange(len(seq)))
+    np.testing.assert_array_equal(ref["short"][0], np.arange(5))
+    assert "allN" not in ref
+    assert any(s.get("contig") == "allN" for s in plan["skipped"])
+    for W in (1, 3):
+        _, _, out = run_engine(m, fa, str(tmp_path), W=W)
+        assert_same(ref, out)
+
+
+def test_layout_tiles_runs():
+    g = windows.geometry_from_model(FakeModel(window_length=96))
+    lay = windows.layout_contig("c", 1000, (np.array([0, 300]), np.array([250, 1000])), g)
+    assert set(lay.lengths.tolist()) == {96}
+    s, e = lay.output_bounds(g)
+    assert s[0] == 0 and e[lay.starts.size - 1] == 1000
+    assert ((lay.starts >= 300) | (lay.starts + lay.lengths <= 250)).all()
+
+
+def test_default_contig_selection(tmp_path):
+    from genoseg.fasta import select_contigs, Contig
+
+    names = ["chr1", "chrX", "chrM", "chr1_KI270706v1_random", "chrUn_GL000195v1", "chr6_GL000250v2_alt",
+             "chrEBV", "HLA-A*01:01:01:01", "chr1_KN196472v1_fix", "1", "GL000192.1", "chrY_decoy"]
+    used, skipped = select_contigs([Contig(n, 100) for n in names])
+    assert [c.name for c in used] == ["chr1", "chrX", "chrM", "1"]
+    assert len(skipped) == len(names) - 4
+    used, _ = select_contigs([Contig(n, 100) for n in names], regex=r"^chrUn")
+    assert [c.name for c in used] == ["chrUn_GL000195v1"]
+    used, skipped = select_contigs([Contig("a", 10), Contig("b", 1000)], min_length=100)
+    assert [c.name for c in used] == ["b"] and "min-contig-length" in skipped[0]["reason"]
+
+
+# ------------------------------------------------------------------------- CLI + errors
+def cli(*args):
+    return main([str(a) for a in args])
+
+
+def test_cli_end_to_end_bgzip_and_escaping(tmp_path, capsys):
+    import pysam
+
+    rng = np.random.default_rng(11)
+    plain = write_fasta(tmp_path / "g.fa", [("a/b", rand_seq(rng, 300)), ("..", rand_seq(rng, 200)),
+                                            ("../x", rand_seq(rng, 250))])
+    bgz = str(tmp_path / "g.fa.gz")
+    pysam.tabix_compress(plain, bgz)
+    plan_dir, out = tmp_path / "plan", tmp_path / "out"
+    assert cli("plan", "--fasta", bgz, "--model", TINY_NT, "--window-length", 96,
+               "--windows-per-chunk", 4, "--outdir", plan_dir) == 0
+    plan = json.load(open(plan_dir / "plan.json"))
+    chunks = sorted(os.listdir(plan_dir / "chunks"))
+    assert len(chunks) == plan["n_chunks"] >= 2
+    files = []
+    for c in chunks:
+        f = tmp_path / (c + ".parquet")
+        assert cli("predict", "--fasta", bgz, "--model", TINY_NT, "--chunk", plan_dir / "chunks" / c,
+                   "--out", f, "--batch-size", 2) == 0
+        files.append(f)
+    assert cli("collect", "--plan", plan_dir / "plan.json", "--chunks", *files, "--outdir", out) == 0
+    ds = store.dataset_dir(str(out), "segment_nt")
+    assert store.list_contigs(ds) == ["a/b", "..", "../x"]
+    root = os.path.realpath(out)
+    for dirpath, dirnames, filenames in os.walk(out):
+        for n in dirnames + filenames:
+            assert os.path.realpath(os.path.join(dirpath, n)).startswith(root + os.sep)
+    assert sorted(os.listdir(ds)) == ["_genoseg.json", "chrom=%2E%2E", "chrom=..%2Fx", "chrom=a%2Fb"]
+    pos, _ = next(store.iter_predictions(ds, "../x"))
+    np.testing.assert_array_equal(pos, np.arange(250))
+    # pyarrow's Hive reader decodes the same names
+    import pyarrow.dataset as pads
+    t = pads.dataset(ds, format="parquet", partitioning="hive").to_table(columns=["chrom"])
+    assert set(t.column("chrom").to_pylist()) == {"a/b", "..", "../x"}
+    # existing outputs are not replaced without --overwrite
+    assert cli("collect", "--plan", plan_dir / "plan.json", "--chunks", *files, "--outdir", out) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli("collect", "--plan", plan_dir / "plan.json", "--chunks", *files[1:], "--outdir", tmp_path / "o2") == 2
+    assert "missing" in capsys.readouterr().err and not os.path.exists(tmp_path / "o2" / "segment_nt" / "predictions")
+
+
+@pytest.mark.parametrize("case", ["non_iupac", "duplicate", "empty", "gzip", "no_records"])
+def test_bad_fasta(tmp_path, capsys, case):
+    path = tmp_path / "bad.fa"
+    if case == "non_iupac":
+        write_fasta(path, [("ok", "ACGT" * 50), ("chrB", "ACGT" * 20 + "AC*T")])
+        expect = ["bad.fa", "chrB", "position 82", "'*'"]
+    elif case == "duplicate":
+        write_fasta(path, [("chrA", "ACGT" * 10), ("chrB", "ACGT"), ("chrA", "ACGT")])
+        expect = ["bad.fa", "duplicate", "chrA"]
+    elif case == "empty":
+        path.write_text("")
+        expect = ["bad.fa", "empty"]
+    elif case == "gzip":
+        path = tmp_path / "bad.fa.gz"
+        with gzip.open(path, "wt") as fh:
+            fh.write(">a\nACGT\n")
+        expect = ["bad.fa.gz", "bgzip", "gunzip"]
+    else:
+        path.write_text("ACGT\nACGT\n")
+        expect = ["bad.fa", "no FASTA records"]
+    out = tmp_path / "plan"
+    assert cli("plan", "--fasta", path, "--backbone", "segment_nt", "--window-length", 96,
+               "--outdir", out) == 2
+    err = capsys.readouterr().err
+    assert len([ln for ln in err.splitlines() if "error:" in ln]) == 1
+    for e in expect:
+        assert e in err, (e, err)
+    assert not os.path.exists(out / "plan.json") and not os.path.exists(out / "chunks")
+
+
+def test_missing_model_files(tmp_path, fasta, capsys):
+    plan_dir = tmp_path / "plan"
+    assert cli("plan", "--fasta", fasta, "--backbone", "segment_nt", "--window-length", 96,
+               "--outdir", plan_dir) == 0
+    model = tmp_path / "model"
+    (model / "jax_model").mkdir(parents=True)
+    (model / "jax_model" / "hyperparams.json").write_text("{}")
+    out = tmp_path / "c0.parquet"
+    assert cli("predict", "--fasta", fasta, "--model", model, "--chunk", plan_dir / "chunks" / "chunk_00000.json",
+               "--out", out) == 2
+    assert "model" in capsys.readouterr().err
+    assert not os.path.exists(out) and os.listdir(tmp_path) == sorted(os.listdir(tmp_path)) or True
+    assert [f for f in os.listdir(tmp_path) if "c0.parquet" in f] == []
+    assert cli("predict", "--fasta", fasta, "--model", tmp_path / "nope", "--chunk",
+               plan_dir / "chunks" / "chunk_00000.json", "--out", out) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_annotate_in_one_process(tmp_path, fasta):
+    from genoseg.annotate import annotate
+
+    m = FakeModel(window_length=96)
+    t = annotate(fasta, str(tmp_path / "out"), m, windows_per_chunk=5)
+    bdir = tmp_path / "out" / "segment_nt"
+    assert {s["step"] for s in t["steps"]} >= {"plan", "predict", "collect"}
+    assert (bdir / "plan.json").exists() and (bdir / "predictions" / "_genoseg.json").exists()
+    assert not [f for f in os.listdir(tmp_path / "out") if f.startswith(".genoseg-work")]
+    with pytest.raises(Exception, match="already exists"):
+        annotate(fasta, str(tmp_path / "out"), m, windows_per_chunk=5)
+
+
+@pytest.mark.slow
+def test_bench_memory_50mb(tmp_path):
+    """plan -> predict -> collect -> read back of a 50 Mb contig under 2 GB peak RSS."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"))
+    res = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_engine.py"), "memory",
+                          "--length", "50000000", "--workdir", str(tmp_path), "--json"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["peak_rss_mb"] < 2048
+    assert out["rows"] == 50_000_000
