@@ -88,7 +88,7 @@ class PredictionWriter:
         self._nbuf = 0
         self._w = pq.ParquetWriter(
             path, self.schema, compression="zstd", compression_level=3,
-            use_dictionary=["chrom"] if with_chrom else False,
+            use_dictionary=(["chrom"] if with_chrom else []) + self.features,
             column_encoding={"pos": "DELTA_BINARY_PACKED"}, write_statistics=["pos"],
         )
 
@@ -117,6 +117,14 @@ class PredictionWriter:
         self._w.write_batch(pa.RecordBatch.from_arrays(cols, schema=self.schema))
         self.rows += pos.size
         self._buf, self._nbuf = [], 0
+
+    def write_arrow(self, columns: list) -> None:
+        """Append rows given as Arrow arrays in schema order (no conversion)."""
+        self._flush()
+        batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        if batch.num_rows:
+            self._w.write_batch(batch)
+            self.rows += batch.num_rows
 
     def close(self) -> None:
         self._flush()
@@ -179,9 +187,6 @@ def write_dataset(dataset: str, plan: dict, chunk_files: Iterable[str], overwrit
                 else:
                     dict_names, ids = np.unique(chrom.to_numpy(zero_copy_only=False), return_inverse=True)
                     dict_names = list(dict_names)
-                pos = batch.column(1).to_numpy()
-                codes = np.stack([batch.column(2 + j).to_numpy() for j in range(len(features))], axis=1) \
-                    if features else np.zeros((pos.size, 0), np.uint8)
                 cuts = np.flatnonzero(np.diff(ids)) + 1
                 for a, b in zip(np.r_[0, cuts], np.r_[cuts, ids.size]):
                     name = dict_names[int(ids[a])]
@@ -199,7 +204,7 @@ def write_dataset(dataset: str, plan: dict, chunk_files: Iterable[str], overwrit
                                                    "plan_id": plan["plan_id"],
                                                    "reverse_complement": meta0.get("reverse_complement", False),
                                                    "compute_dtype": meta0.get("compute_dtype")})
-                    writer.write(pos[a:b], codes[a:b])
+                    writer.write_arrow([col.slice(int(a), int(b - a)) for col in batch.columns[1:]])
         if writer is not None:
             writer.close()
             rows[current] = writer.rows
