@@ -101,34 +101,60 @@ class PredictionWriter:
         if self._nbuf >= ROW_GROUP:
             self._flush()
 
-    def _flush(self) -> None:
-        if not self._buf:
-            return
-        pos = np.concatenate([b[1] for b in self._buf])
-        codes = np.concatenate([b[2] for b in self._buf])
+    def write_arrow(self, columns: list) -> None:
+        """Append rows given as Arrow arrays in schema order (no conversion)."""
+        batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        if batch.num_rows:
+            self._buf.append(batch)
+            self._nbuf += batch.num_rows
+            if self._nbuf >= ROW_GROUP:
+                self._flush()
+
+    def _to_batch(self, items: list) -> pa.RecordBatch:
+        pos = np.concatenate([b[1] for b in items])
+        codes = np.concatenate([b[2] for b in items])
         cols = []
         if self.with_chrom:
-            names = [b[0] for b in self._buf]
+            names = [b[0] for b in items]
             uniq = list(dict.fromkeys(names))
-            idx = np.repeat(np.array([uniq.index(n) for n in names], np.int32), [b[1].size for b in self._buf])
+            idx = np.repeat(np.array([uniq.index(n) for n in names], np.int32), [b[1].size for b in items])
             cols.append(pa.DictionaryArray.from_arrays(pa.array(idx), pa.array(uniq, pa.string())))
         cols.append(pa.array(pos))
         cols += [pa.array(np.ascontiguousarray(codes[:, j])) for j in range(codes.shape[1])]
-        self._w.write_batch(pa.RecordBatch.from_arrays(cols, schema=self.schema))
-        self.rows += pos.size
-        self._buf, self._nbuf = [], 0
+        return pa.RecordBatch.from_arrays(cols, schema=self.schema)
 
-    def write_arrow(self, columns: list) -> None:
-        """Append rows given as Arrow arrays in schema order (no conversion)."""
-        self._flush()
-        batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
-        if batch.num_rows:
-            self._w.write_batch(batch)
-            self.rows += batch.num_rows
+    def _flush(self) -> None:
+        """Write the buffered rows as one row group."""
+        if not self._buf:
+            return
+        batches, pending = [], []
+        for item in self._buf + [None]:
+            if isinstance(item, tuple):
+                pending.append(item)
+                continue
+            if pending:
+                batches.append(self._to_batch(pending))
+                pending = []
+            if item is not None:
+                batches.append(item)
+        table = pa.Table.from_batches(batches, schema=self.schema)
+        if self.with_chrom:
+            table = table.unify_dictionaries()
+        self._w.write_table(table, row_group_size=table.num_rows + 1)
+        self.rows += table.num_rows
+        self._buf, self._nbuf = [], 0
 
     def close(self) -> None:
         self._flush()
         self._w.close()
+
+
+def iter_batches(path: str, columns: Optional[list] = None, batch_rows: int = ROW_GROUP) -> Iterator[pa.RecordBatch]:
+    """Record batches of a Parquet file, one row group read at a time (pyarrow's own
+    ``iter_batches`` reads ahead and can hold several hundred MB for large files)."""
+    pf = pq.ParquetFile(path)
+    for i in range(pf.metadata.num_row_groups):
+        yield from pf.read_row_group(i, columns=columns).to_batches(max_chunksize=batch_rows)
 
 
 def file_metadata(path: str) -> dict:
@@ -178,8 +204,7 @@ def write_dataset(dataset: str, plan: dict, chunk_files: Iterable[str], overwrit
     with atomic_path(dataset, overwrite=overwrite, is_dir=True) as tmp:
         writer, current = None, None
         for i in range(plan["n_chunks"]):
-            pf = pq.ParquetFile(by_index[i])
-            for batch in pf.iter_batches(batch_size=ROW_GROUP):
+            for batch in iter_batches(by_index[i]):
                 chrom = batch.column(0)
                 if isinstance(chrom, pa.DictionaryArray):
                     dict_names = chrom.dictionary.to_pylist()
@@ -271,9 +296,8 @@ def iter_predictions(dataset: str, contig: str, batch_rows: int = 1_000_000
     """Stream ``(pos int64 [n], probs float32 [n, F])`` for ``contig`` in increasing
     ``pos`` (features in :func:`read_metadata` order), ``batch_rows`` rows at a time."""
     for path in contig_files(dataset, contig):
-        pf = pq.ParquetFile(path)
         features = file_metadata(path)["features"]
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=["pos"] + features):
+        for batch in iter_batches(path, ["pos"] + features, batch_rows):
             pos = batch.column(0).to_numpy().astype(np.int64, copy=False)
             q = np.empty((pos.size, len(features)), np.uint8)
             for j in range(len(features)):
