@@ -12,7 +12,8 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from genoseg import calls, tracks
+from genoseg import calls, store, tracks
+from genoseg.outputs import escape_name
 from genoseg.calls import CallParams, call_array
 from genoseg.cli import main
 
@@ -20,28 +21,18 @@ FEATURES = ["exon", "splice_donor", "5UTR", "CTCF-bound"]
 
 
 def write_dataset(outdir, contigs, features=FEATURES, backbone="segment_nt"):
-    """Build ``outdir/<backbone>/predictions`` per the documented layout with pyarrow.
+    """Build ``outdir/<backbone>/predictions`` with the store's own writer.
 
     ``contigs``: name -> (pos int [n], q uint8 [n, F]). Returns the dataset directory.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        from genoseg import store  # noqa: F401
-        ddir = store.dataset_dir(str(outdir), backbone)
-    except ImportError:
-        ddir = os.path.join(str(outdir), backbone, "predictions")
-    meta = {"encoding": "uint8", "scale": 255, "features": list(features), "backbone": backbone,
-            "version": "test"}
+    ddir = store.dataset_dir(str(outdir), backbone)
+    meta = store.base_metadata(list(features), backbone)
     for name, (pos, q) in contigs.items():
-        d = os.path.join(ddir, "chrom=" + urllib.parse.quote(name, safe=""))
+        d = os.path.join(ddir, "chrom=" + escape_name(name))
         os.makedirs(d, exist_ok=True)
-        cols = {"pos": pa.array(np.asarray(pos, np.int64))}
-        for j, f in enumerate(features):
-            cols[f] = pa.array(np.asarray(q[:, j], np.uint8))
-        table = pa.table(cols).replace_schema_metadata({"genoseg": json.dumps(meta)})
-        pq.write_table(table, os.path.join(d, "part-0.parquet"))
+        writer = store.PredictionWriter(os.path.join(d, "part-00000.parquet"), list(features), meta)
+        writer.write(np.asarray(pos, np.int64), np.asarray(q, np.uint8))
+        writer.close()
     return ddir
 
 

@@ -48,6 +48,7 @@ from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from . import store
 from .errors import GenosegError
 from .outputs import atomic_path, escape_name
 
@@ -352,54 +353,6 @@ def _check_contig_name(name: str) -> None:
         raise GenosegError(f"contig name {name!r} contains a tab or newline; it cannot be written to BED")
 
 
-def _store():
-    """The prediction-store API (:mod:`genoseg.store`); a minimal reader of the documented
-    layout stands in while that module is not installed."""
-    try:
-        from . import store
-        return store
-    except ImportError:  # pragma: no cover - transitional
-        return _FallbackStore
-
-
-class _FallbackStore:
-    """Reader of ``predictions/chrom=<escaped>/part-*.parquet`` (layout in DESIGN.md)."""
-
-    @staticmethod
-    def _parts(dataset_dir, contig=None):
-        import glob
-        from urllib.parse import quote
-        pat = "chrom=" + (quote(contig, safe="") if contig is not None else "*")
-        return sorted(glob.glob(os.path.join(glob.escape(dataset_dir), pat, "part-*.parquet")))
-
-    @staticmethod
-    def read_metadata(dataset_dir):
-        import pyarrow.parquet as pq
-        parts = _FallbackStore._parts(dataset_dir)
-        if not parts:
-            raise GenosegError(f"{dataset_dir}: no prediction files (chrom=*/part-*.parquet)")
-        md = pq.read_schema(parts[0]).metadata or {}
-        return json.loads(md[b"genoseg"])
-
-    @staticmethod
-    def list_contigs(dataset_dir):
-        from urllib.parse import unquote
-        names = [d[len("chrom="):] for d in os.listdir(dataset_dir) if d.startswith("chrom=")]
-        return sorted(unquote(n) for n in names)
-
-    @staticmethod
-    def iter_predictions(dataset_dir, contig, batch_rows=1_000_000):
-        import pyarrow.parquet as pq
-        meta = _FallbackStore.read_metadata(dataset_dir)
-        feats = meta["features"]
-        for part in _FallbackStore._parts(dataset_dir, contig):
-            f = pq.ParquetFile(part)
-            for b in f.iter_batches(batch_size=batch_rows, columns=["pos"] + feats):
-                pos = b.column(0).to_numpy().astype(np.int64)
-                q = np.stack([b.column(i + 1).to_numpy() for i in range(len(feats))], axis=1)
-                yield pos, q.astype(np.float32) / np.float32(255)
-
-
 def _features_subset(all_features: Sequence[str], features: Optional[Iterable[str]]) -> list[str]:
     if not features:
         return list(all_features)
@@ -416,7 +369,7 @@ def open_dataset(dataset_dir: str) -> dict:
     if not os.path.isdir(dataset_dir):
         raise GenosegError(f"predictions directory {dataset_dir} does not exist")
     try:
-        meta = _store().read_metadata(dataset_dir)
+        meta = store.read_metadata(dataset_dir)
     except GenosegError:
         raise
     except Exception as exc:  # pyarrow errors, missing files, bad JSON
@@ -451,7 +404,6 @@ def call_dataset(dataset_dir: str, calls_dir: str, params: Optional[Mapping[str,
     feats = _features_subset(all_features, features)
     resolved = resolve_params(all_features, params)
     fidx = [all_features.index(f) for f in feats]
-    store = _store()
     contigs = list(store.list_contigs(dataset_dir))
     for c in contigs:
         _check_contig_name(c)

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from . import store
 from .errors import GenosegError
 from .outputs import atomic_path, escape_name
 
@@ -331,10 +332,8 @@ def default_regions(calls: Mapping[str, tuple], sizes: Mapping[str, int], n: int
 
 
 def _region_probs(dataset_dir: str, region: Region, nfeat: int):
-    from .calls import _store
 
     contig, r0, r1 = region
-    store = _store()
     if contig not in set(store.list_contigs(dataset_dir)):
         return np.zeros(0, np.int64), np.zeros((0, nfeat), np.float32)
     ps, qs = [], []
@@ -383,7 +382,6 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
     Returns:
         ``out_path``.
     """
-    from .calls import _store
 
     if not os.path.isdir(backbone_dir):
         raise GenosegError(f"output directory {backbone_dir} does not exist")
@@ -399,8 +397,8 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
     meta, contigs = {}, []
     if os.path.isdir(pred_dir):
         try:
-            meta = _store().read_metadata(pred_dir) or {}
-            contigs = list(_store().list_contigs(pred_dir))
+            meta = store.read_metadata(pred_dir) or {}
+            contigs = list(store.list_contigs(pred_dir))
         except Exception as exc:  # report what we can
             log.warning("cannot read prediction metadata in %s: %s", pred_dir, exc)
     from .calls import read_summary

@@ -257,7 +257,7 @@ def read_metadata(dataset: str) -> dict:
     parts = _partitions(dataset)
     if not parts:
         raise GenosegError(f"{dataset}: not a genoseg predictions dataset")
-    meta = file_metadata(os.path.join(dataset, parts[0][1], "part-00000.parquet"))
+    meta = file_metadata(contig_files(dataset, parts[0][0])[0])
     meta["contigs"] = [n for n, _ in parts]
     return meta
 

@@ -22,7 +22,8 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .calls import _features_subset, _store, open_dataset
+from .calls import _features_subset, open_dataset
+from . import store
 from .errors import GenosegError
 from .outputs import atomic_path, escape_name
 
@@ -64,7 +65,6 @@ def fasta_sizes(path: str) -> dict[str, int]:
 
 def sizes_from_dataset(dataset_dir: str) -> dict[str, int]:
     """Contig lengths inferred from the dataset: last predicted position + 1 (reads ``pos`` only)."""
-    store = _store()
     sizes = {}
     for contig in store.list_contigs(dataset_dir):
         last = -1
@@ -108,7 +108,6 @@ def _write_group(dataset_dir, tmp, feats, fidx, names, header, contigs, batch_ro
     dataset. Returns (bases, entries)."""
     import pyBigWig
 
-    store = _store()
     contigs = set(contigs)
     bases = entries = 0
     bws = {}
@@ -172,7 +171,6 @@ def write_tracks(dataset_dir: str, tracks_dir: str,
     elif chrom_sizes is None:
         chrom_sizes = sizes_from_dataset(dataset_dir)
     chrom_sizes = {str(k): int(v) for k, v in chrom_sizes.items()}
-    store = _store()
     contigs = set(store.list_contigs(dataset_dir))
     missing = sorted(contigs - set(chrom_sizes))
     if missing:

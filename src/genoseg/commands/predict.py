@@ -1,8 +1,18 @@
-"""``genoseg predict``: per-base predictions for the bases one chunk owns (Parquet)."""
+"""``genoseg predict``: per-base predictions for the bases one chunk owns (Parquet).
+
+Exit status 75 (EX_TEMPFAIL) means the accelerator ran out of memory: retry with a
+smaller ``--batch-size`` (the Nextflow pipeline does this automatically).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+EXIT_DEVICE_OOM = 75
 
 
 def register(sub) -> None:
@@ -29,7 +39,21 @@ def run(args: argparse.Namespace) -> int:
     check_absent(args.out, args.overwrite)
     chunk = read_chunk(args.chunk)
     model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)
-    with Fasta(args.fasta, check_duplicates=False) as fa:
-        predict_chunk(model, fa, chunk, args.out, batch_size=args.batch_size,
-                      reverse_complement=args.reverse_complement, overwrite=args.overwrite)
+    try:
+        with Fasta(args.fasta, check_duplicates=False) as fa:
+            predict_chunk(model, fa, chunk, args.out, batch_size=args.batch_size,
+                          reverse_complement=args.reverse_complement, overwrite=args.overwrite)
+    except Exception as exc:  # noqa: BLE001 - only device OOM is translated
+        if not is_device_oom(exc):
+            raise
+        print(f"genoseg predict: error: out of accelerator memory with --batch-size {args.batch_size}; "
+              f"retry with a smaller --batch-size (exit status {EXIT_DEVICE_OOM})", file=sys.stderr)
+        log.debug("device OOM", exc_info=exc)
+        return EXIT_DEVICE_OOM
     return 0
+
+
+def is_device_oom(exc: BaseException) -> bool:
+    """True for XLA's out-of-memory errors (``RESOURCE_EXHAUSTED``) on any backend."""
+    text = str(exc)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text
