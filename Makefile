@@ -32,9 +32,10 @@ demo: $(STAMP)
 	$(VENV)/bin/genoseg annotate --fasta demo_out/genome/genome.fa --truth demo_out/genome/truth.gff3 --outdir demo_out/results
 	@echo "report: demo_out/results/segment_nt/report.html"
 
+# nf-test first, so that pytest's summary is the run's closing line.
 test: $(STAMP) tools/groovy
-	$(PY) -m pytest -q $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory nf-test
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The pipeline's nf-test suite, where Nextflow and nf-test are installed.
 nf-test:

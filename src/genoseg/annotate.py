@@ -18,6 +18,7 @@ import time
 from typing import Optional
 
 from .errors import GenosegError
+from .outputs import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,12 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
              window_length: Optional[int] = None, overlap: float = 0.5, windows_per_chunk: int = 64,
              batch_size: int = 8, compute_dtype: str = "float32", reverse_complement: bool = False,
              contigs: Optional[list[str]] = None, contig_regex: Optional[str] = None,
-             min_contig_length: int = 1, overwrite: bool = False, downstream: bool = True) -> dict:
+             min_contig_length: int = 1, overwrite: bool = False, downstream: bool = True,
+             truth: Optional[str] = None) -> dict:
     """Run every step; ``model`` is a directory, a loaded model object, or ``None``
-    (the bundled demo model). Returns the timings dict (also in ``timings.json``)."""
+    (the bundled demo model). With ``truth`` (a GFF3 of known elements, e.g. from
+    ``genoseg simulate``) the calls are scored (``evaluation.tsv``, shown in the report).
+    Returns the timings dict (also in ``timings.json``)."""
     from .fasta import Fasta
     from .outputs import backbone_dir, check_absent
     from .predict import predict_chunk
@@ -70,6 +74,10 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
     outputs = [dataset_dir(outdir, model.backbone), os.path.join(bdir, "plan.json")]
     if downstream:
         outputs += [os.path.join(bdir, x) for x in ("calls", "tracks", "report.html", "timings.json")]
+        if truth is not None:
+            outputs.append(os.path.join(bdir, "evaluation.tsv"))
+            if not os.path.isfile(truth):
+                raise GenosegError(f"--truth {truth}: file not found")
     for path in outputs:
         check_absent(path, overwrite)
     os.makedirs(outdir, exist_ok=True)
@@ -107,7 +115,7 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
         step("collect", t0, total_bases)
 
         if downstream:
-            _downstream(fasta, bdir, ds, plan, timings, step, overwrite)
+            _downstream(bdir, ds, plan, timings, step, overwrite, truth)
         timings["total_seconds"] = round(sum(s["seconds"] for s in timings["steps"]), 3)
         if downstream:
             with open(os.path.join(bdir, "timings.json"), "w") as fh:
@@ -117,32 +125,27 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
     return timings
 
 
-def _downstream(fasta, bdir, ds, plan, timings, step, overwrite) -> None:
-    """calls, tracks, report: each only when its module is installed."""
-    import importlib
-
-    def have(name):
-        try:
-            return importlib.import_module(f".{name}", __package__)
-        except ImportError:
-            log.warning("annotate: genoseg.%s not available; skipping", name)
-            return None
+def _downstream(bdir, ds, plan, timings, step, overwrite, truth) -> None:
+    """call, tracks, (evaluate,) report into ``bdir``."""
+    from . import calls, report, tracks
+    from .evaluate import evaluate_calls, format_table
 
     sizes = {c["name"]: c["length"] for c in plan["contigs"]}
-    calls = have("calls")
-    if calls is not None:
+    t0 = time.perf_counter()
+    calls.call_dataset(ds, os.path.join(bdir, "calls"), overwrite=overwrite, chrom_sizes=sizes)
+    step("call", t0)
+    t0 = time.perf_counter()
+    tracks.write_tracks(ds, os.path.join(bdir, "tracks"), sizes, overwrite=overwrite)
+    step("tracks", t0)
+    evaluation = None
+    if truth is not None:
         t0 = time.perf_counter()
-        calls.call_dataset(ds, os.path.join(bdir, "calls"), overwrite=overwrite, chrom_sizes=sizes)
-        step("call", t0)
-    tracks = have("tracks")
-    if tracks is not None:
-        t0 = time.perf_counter()
-        tracks.write_tracks(ds, os.path.join(bdir, "tracks"), sizes, overwrite=overwrite)
-        step("tracks", t0)
-    report = have("report")
-    if report is not None:
-        t0 = time.perf_counter()
-        timings_now = dict(timings, total_seconds=round(sum(s["seconds"] for s in timings["steps"]), 3))
-        report.write_report(bdir, os.path.join(bdir, "report.html"), plan=plan, timings=timings_now["steps"],
-                            overwrite=overwrite)
-        step("report", t0)
+        evaluation = evaluate_calls(truth, os.path.join(bdir, "calls"))
+        with atomic_path(os.path.join(bdir, "evaluation.tsv"), overwrite=overwrite) as tmp:
+            evaluation.to_csv(tmp, sep="\t", index=False)
+        log.info("annotate: evaluation against %s\n%s", truth, format_table(evaluation))
+        step("evaluate", t0)
+    t0 = time.perf_counter()
+    report.write_report(bdir, os.path.join(bdir, "report.html"), plan=plan, evaluation=evaluation,
+                        timings=list(timings["steps"]), overwrite=overwrite)
+    step("report", t0)

@@ -18,6 +18,9 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="windows per device call (default 8)")
     p.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--reverse-complement", action="store_true", help="average with reverse-complement predictions")
+    p.add_argument("--truth", default=None,
+                   help="GFF3 of known elements (e.g. from genoseg simulate): score the calls "
+                        "(OUTDIR/<backbone>/evaluation.tsv, shown in the report)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run)
 
@@ -29,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
              overlap=args.overlap, windows_per_chunk=args.windows_per_chunk, batch_size=args.batch_size,
              compute_dtype=args.compute_dtype, reverse_complement=args.reverse_complement,
              contigs=contig_list(args.contigs), contig_regex=args.contig_regex,
-             min_contig_length=args.min_contig_length, overwrite=args.overwrite)
+             min_contig_length=args.min_contig_length, overwrite=args.overwrite, truth=args.truth)
     return 0
