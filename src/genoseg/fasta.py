@@ -122,8 +122,8 @@ class Fasta:
         if _is_gzip(self.path) and not _is_bgzf(self.path):
             raise GenosegError(
                 f"{self.path}: gzip-compressed but not BGZF, so it cannot be indexed; "
-                f"recompress it with `gunzip -c {self.path} | bgzip > {self.path[:-3] if self.path.endswith('.gz') else self.path}.bgz.gz` "
-                f"or decompress it with `gunzip {self.path}`"
+                f"decompress it (`gunzip {self.path}`, or `genoseg prepare --fasta {self.path} --out genome.fa`) "
+                f"or recompress it with bgzip (`gunzip -c {self.path} | bgzip > genome.fa.gz`)"
             )
         if check_duplicates:
             names = header_names(self.path)
