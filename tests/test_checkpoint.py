@@ -1,6 +1,5 @@
 """Checkpoints are pickles: loading must never run code named by the file."""
 
-import io
 import os
 import pickle
 

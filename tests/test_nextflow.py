@@ -271,7 +271,7 @@ def test_module_scripts_write_their_declared_outputs(demo, genome):
     assert len(chunks) >= 2  # a real scatter/gather
     parquets = []
     for chunk in chunks:
-        w = demo.run("predict", {"chunk.json": chunk, "genome.fa": fasta, "genome.fa.fai": fai, "model": model},
+        demo.run("predict", {"chunk.json": chunk, "genome.fa": fasta, "genome.fa.fai": fai, "model": model},
                      {"fasta": "genome.fa", "model": "model", "chunk": "chunk.json", "meta.backbone": "segment_nt",
                       "batch_size": "4", "prefix": chunk.stem})
         demo.tmp.joinpath("predict").rename(demo.tmp / f"predict_{chunk.stem}")

@@ -44,7 +44,7 @@ import json
 import logging
 import os
 import time
-from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import os
 import time
 from typing import Iterator, Optional
 

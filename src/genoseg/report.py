@@ -28,6 +28,7 @@ import numpy as np
 
 from . import store
 from .errors import GenosegError
+from .jsonfile import read_json
 from .outputs import atomic_path, escape_name
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,7 @@ def parse_region(text: str) -> Region:
 def _load_json(x, what: str):
     if x is None or isinstance(x, (dict, list)):
         return x
-    if not os.path.exists(x):
-        raise GenosegError(f"{what} file {x} does not exist")
-    try:
-        with open(x) as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise GenosegError(f"{what} file {x} is not valid JSON: {exc}") from exc
+    return read_json(x, what)
 
 
 def _load_evaluation(x):

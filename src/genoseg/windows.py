@@ -43,6 +43,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import jsonfile
 from .errors import GenosegError
 
 log = logging.getLogger(__name__)
@@ -406,13 +407,8 @@ def chunk_filename(i: int) -> str:
 
 
 def read_json(path: str, what: str, fmt: str) -> dict:
-    if not os.path.isfile(path):
-        raise GenosegError(f"{what} not found: {path}")
-    try:
-        with open(path) as fh:
-            d = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise GenosegError(f"{path}: not valid JSON ({exc})") from None
+    """A plan or chunk file, checked to be of format ``fmt``."""
+    d = jsonfile.read_json(path, what)
     if not isinstance(d, dict) or d.get("format") != fmt:
         raise GenosegError(f"{path}: not a {what} (expected format {fmt!r})")
     return d

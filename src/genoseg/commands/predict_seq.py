@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 
-import numpy as np
 
 log = logging.getLogger(__name__)
 

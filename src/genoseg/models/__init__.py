@@ -6,11 +6,11 @@ See ``DESIGN.md`` ("Python API") for the stable surface of the returned object.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from typing import Optional
 
 from ..errors import CheckpointError
+from ..jsonfile import read_json
 from .base import SegmentationModel
 
 BACKBONES = ("segment_nt", "segment_nt_multi_species", "segment_enformer", "segment_borzoi")
@@ -71,13 +71,7 @@ def read_config_json(path: str) -> dict:
     length for genome runs). Enformer/Borzoi also read their trunk configuration here.
     """
     cfg_path = os.path.join(path, "config.json")
-    if not os.path.isfile(cfg_path):
-        return {}
-    try:
-        with open(cfg_path) as fh:
-            cfg = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    cfg = read_json(cfg_path, "model configuration", CheckpointError, default={})
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{cfg_path}: expected a JSON object")
     return cfg

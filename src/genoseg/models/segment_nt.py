@@ -22,7 +22,6 @@ about 50 kb). Windows up to 30 kb use the training value.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Optional, Sequence
 
@@ -33,6 +32,7 @@ import numpy as np
 
 from ..checkpoint import load_params_tree
 from ..errors import CheckpointError
+from ..jsonfile import read_json
 from .base import SegmentationModel, encode_bases, resolve_dtype
 from .common import LayerNorm32, UNetHead, activation, cast_params, is_norm_module
 
@@ -294,14 +294,8 @@ class SegmentNT(SegmentationModel):
 
 
 def read_hyperparams(path: str) -> dict:
-    hp_path = os.path.join(path, "jax_model", "hyperparams.json")
-    if not os.path.isfile(hp_path):
-        raise CheckpointError(f"{hp_path} not found: a SegmentNT model directory needs jax_model/hyperparams.json")
-    try:
-        with open(hp_path) as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{hp_path}: not valid JSON ({exc})") from exc
+    return read_json(os.path.join(path, "jax_model", "hyperparams.json"),
+                     "SegmentNT hyperparameters (jax_model/hyperparams.json)", CheckpointError)
 
 
 def load(path: str, backbone: str = "segment_nt", rescaling_factor: Optional[float] = None,
