@@ -432,9 +432,15 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
         info["bases with a prediction"] = f"{total_bases:,} ({_fmt_bp(total_bases)})"
     H.append(_kv_table(info))
     if plan is not None:
-        top = {k: v for k, v in (plan.items() if isinstance(plan, dict) else [("plan", plan)]) if k != "skipped"}
+        # Lists of records get tables of their own; the skipped ones their own section.
+        own_tables = ("skipped", "skipped_regions", "skipped_contigs", "contigs")
+        top = {k: v for k, v in (plan.items() if isinstance(plan, dict) else [("plan", plan)])
+               if k not in own_tables}
         if top:
             H.append("<h3>Plan</h3>" + _kv_table(top))
+        contig_rows = plan.get("contigs") if isinstance(plan, dict) else None
+        if contig_rows and all(isinstance(c, dict) for c in contig_rows):
+            H.append("<h3>Contigs</h3>" + _records_table(contig_rows))
     if summary:
         rows = [{"feature": f, "high": v["params"]["high"], "low": v["params"]["low"],
                  "min length (bp)": v["params"]["min_length"], "merge gap (bp)": v["params"]["merge_gap"]}
