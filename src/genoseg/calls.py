@@ -465,10 +465,6 @@ def call_dataset(dataset_dir: str, calls_dir: str, params: Optional[Mapping[str,
             pysam.tabix_compress(txt, gz, force=True)
             os.remove(txt)
             pysam.tabix_index(gz, preset="bed", force=True)
-        from .report import _chmod_public
-        for name in os.listdir(tmp):
-            _chmod_public(os.path.join(tmp, name), 0o666)
-        _chmod_public(tmp, 0o777)
         summary["seconds"] = round(time.time() - t0, 3)
         with open(os.path.join(tmp, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=1)

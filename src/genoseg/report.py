@@ -346,14 +346,6 @@ def _region_probs(dataset_dir: str, region: Region, nfeat: int):
     return np.concatenate(ps), np.concatenate(qs)
 
 
-def _chmod_public(path: str, mode: int) -> None:
-    """Temporary files are created private (0600/0700); give the final output the usual
-    permissions (``mode`` minus the umask)."""
-    um = os.umask(0)
-    os.umask(um)
-    os.chmod(path, mode & ~um)
-
-
 def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] = None,
                  evaluation=None, timings: Union[str, dict, list, None] = None,
                  regions: Optional[Iterable[Union[str, Region]]] = None, *, overwrite: bool = False,
@@ -544,6 +536,5 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
     with atomic_path(out_path, overwrite=overwrite) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(doc)
-        _chmod_public(tmp, 0o666)
     log.info("wrote report %s (%d KB)", out_path, len(doc) // 1024)
     return out_path

@@ -193,10 +193,6 @@ def write_tracks(dataset_dir: str, tracks_dir: str,
                 parts = list(ex.map(_write_group, *zip(*jobs)))
         result["bases"] = parts[0][0]
         result["entries"] = sum(e for _, e in parts)
-        from .report import _chmod_public
-        for name in os.listdir(tmp):
-            _chmod_public(os.path.join(tmp, name), 0o666)
-        _chmod_public(tmp, 0o777)
     result["seconds"] = round(time.time() - t0, 3)
     log.info("wrote %d bigWig tracks (%d bases, %d entries) in %.1f s to %s", len(feats), result["bases"],
              result["entries"], result["seconds"], tracks_dir)
