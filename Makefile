@@ -18,10 +18,12 @@ $(GROOVY_STAMP):
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the versions the test suite was last verified with, so that a
+# clean clone installs the same stack; pyproject.toml keeps the looser ranges.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 # A held-out seed: the demo model was trained on other seeds.
