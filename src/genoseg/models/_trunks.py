@@ -30,6 +30,7 @@ import numpy as np
 
 from ..checkpoint import load_params_tree
 from ..errors import CheckpointError
+from ..features import PUBLISHED_FEATURES
 from .base import SegmentationModel, encode_bases, resolve_dtype
 from .common import LayerNorm32, UNetHead, cast_params, is_norm_module
 
@@ -38,22 +39,7 @@ HEAD = "u_net_head"
 #: The 14 features of the published SegmentEnformer / SegmentBorzoi checkpoints, in the
 #: order of their output axis. The checkpoints do not store it; ``config.json`` may
 #: override it with a ``features`` list.
-FEATURES = (
-    "protein_coding_gene",
-    "lncRNA",
-    "exon",
-    "intron",
-    "splice_donor",
-    "splice_acceptor",
-    "5UTR",
-    "3UTR",
-    "CTCF-bound",
-    "polyA_signal",
-    "enhancer_Tissue_specific",
-    "enhancer_Tissue_invariant",
-    "promoter_Tissue_specific",
-    "promoter_Tissue_invariant",
-)
+FEATURES = PUBLISHED_FEATURES
 
 # Token ids of the authors' single-nucleotide tokenizer: code i of BASES -> 10 + i,
 # i.e. A=10, T=11, C=12, G=13, N=14.
