@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from typing import Optional
@@ -92,16 +93,19 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
 
         t0 = time.perf_counter()
         files = []
-        with Fasta(fasta, check_duplicates=False) as fa:
-            for ch in chunks:
-                f = os.path.join(work, f"chunk_{ch['chunk']:05d}.parquet")
-                st = predict_chunk(model, fa, ch, f, batch_size=batch_size,
-                                   reverse_complement=reverse_complement, overwrite=True)
-                files.append(f)
-                el = time.perf_counter() - t0
-                log.info("annotate: predict [%d/%d chunks] %.0f s elapsed, %.0f bases/s", ch["chunk"] + 1,
-                         len(chunks), el, st["owned_bases"] and sum(c["length"] for c in plan["contigs"])
-                         * (ch["chunk"] + 1) / len(chunks) / max(el, 1e-9))
+        done_bases = 0
+        progress = _Progress("predict")
+        try:
+            with Fasta(fasta, check_duplicates=False) as fa:
+                for ch in chunks:
+                    f = os.path.join(work, f"chunk_{ch['chunk']:05d}.parquet")
+                    st = predict_chunk(model, fa, ch, f, batch_size=batch_size,
+                                       reverse_complement=reverse_complement, overwrite=True)
+                    files.append(f)
+                    done_bases += st["owned_bases"]
+                    progress(len(files), len(chunks), done_bases, time.perf_counter() - t0)
+        finally:
+            progress.close()
         step("predict", t0, total_bases)
 
         t0 = time.perf_counter()
@@ -123,6 +127,38 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return timings
+
+
+class _Progress:
+    """A progress bar on an interactive stderr; otherwise one log line per ~5 % / chunk."""
+
+    def __init__(self, what: str, width: int = 30):
+        self.what, self.width = what, width
+        self.tty = sys.stderr.isatty() and log.isEnabledFor(logging.INFO)
+        self._last_pct = -100.0
+        # per-chunk log lines would break the bar; they are for `genoseg predict` runs
+        self._chunk_log = logging.getLogger("genoseg.predict")
+        self._chunk_level = self._chunk_log.level
+        if self.tty:
+            self._chunk_log.setLevel(logging.WARNING)
+
+    def __call__(self, done: int, total: int, bases: int, seconds: float) -> None:
+        pct = 100.0 * done / max(total, 1)
+        rate = bases / seconds if seconds > 0 else 0.0
+        left = seconds * (total - done) / done if done else 0.0
+        text = f"{done}/{total} chunks, {bases:,} bases, {rate:,.0f} bases/s, ~{left:.0f} s left"
+        if self.tty:
+            fill = int(self.width * done / max(total, 1))
+            sys.stderr.write(f"\r{self.what} [{'#' * fill}{'-' * (self.width - fill)}] {text}   ")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        elif pct - self._last_pct >= 5 or done == total:
+            self._last_pct = pct
+            log.info("annotate: %s %s", self.what, text)
+
+    def close(self) -> None:
+        self._chunk_log.setLevel(self._chunk_level)
 
 
 def _downstream(bdir, ds, plan, timings, step, overwrite, truth) -> None:
