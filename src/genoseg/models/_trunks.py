@@ -32,7 +32,7 @@ from ..checkpoint import load_params_tree
 from ..errors import CheckpointError
 from ..features import PUBLISHED_FEATURES
 from .base import SegmentationModel, encode_bases, resolve_dtype
-from .common import LayerNorm32, UNetHead, cast_params, is_norm_module
+from .common import LayerNorm32, UNetHead, cast_params, is_norm_module, select_tree
 
 HEAD = "u_net_head"
 
@@ -409,26 +409,6 @@ class OneHotSegmentationModel(SegmentationModel):
             f"{self.display_name} windows must be a multiple of {multiple} bases{at_least}, "
             f"got {length}; e.g. use {' or '.join(str(v) for v in dict.fromkeys(near))}"
         )
-
-
-def select_tree(tree: dict, expected: dict, source: str, what: str) -> dict:
-    """The entries of ``tree`` named in ``expected`` (a haiku shape tree), checking
-    that each exists with the expected shape; extra modules are ignored."""
-    out = {}
-    for mod, leaves in expected.items():
-        if mod not in tree:
-            raise CheckpointError(f"{source}: {what} lacks module '{mod}'")
-        out[mod] = {}
-        for name, spec in leaves.items():
-            arr = tree[mod].get(name)
-            if arr is None or tuple(arr.shape) != tuple(spec.shape):
-                got = None if arr is None else tuple(arr.shape)
-                raise CheckpointError(
-                    f"{source}: {what} entry {mod}/{name} has shape {got}, the "
-                    f"configuration implies {tuple(spec.shape)}"
-                )
-            out[mod][name] = np.asarray(arr)
-    return out
 
 
 def expected_shapes(transformed, probe_length: int) -> tuple[dict, dict]:

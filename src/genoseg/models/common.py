@@ -16,6 +16,9 @@ from typing import Callable, Sequence
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ..errors import CheckpointError
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=True),
@@ -133,6 +136,27 @@ def cast_params(tree: dict, dtype, keep_float32: Callable[[str], bool]) -> dict:
             k: (v if keep or not jnp.issubdtype(v.dtype, jnp.floating) else v.astype(dtype))
             for k, v in leaves.items()
         }
+    return out
+
+
+def select_tree(tree: dict, expected: dict, source: str, what: str,
+                implied_by: str = "the configuration implies") -> dict:
+    """The entries of ``tree`` named in ``expected`` (a haiku shape tree), checking that
+    each exists with the expected shape; extra modules (e.g. unused heads) are ignored."""
+    out = {}
+    for mod, leaves in expected.items():
+        if mod not in tree:
+            raise CheckpointError(f"{source}: {what} lacks module '{mod}'")
+        out[mod] = {}
+        for name, spec in leaves.items():
+            arr = tree[mod].get(name)
+            if arr is None or tuple(arr.shape) != tuple(spec.shape):
+                got = None if arr is None else tuple(arr.shape)
+                raise CheckpointError(
+                    f"{source}: {what} entry {mod}/{name} has shape {got}, {implied_by} "
+                    f"{tuple(spec.shape)}"
+                )
+            out[mod][name] = np.asarray(arr)
     return out
 
 

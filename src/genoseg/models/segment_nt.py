@@ -34,7 +34,7 @@ from ..checkpoint import load_params_tree
 from ..errors import CheckpointError
 from ..jsonfile import read_json
 from .base import SegmentationModel, encode_bases, resolve_dtype
-from .common import LayerNorm32, UNetHead, activation, cast_params, is_norm_module
+from .common import LayerNorm32, UNetHead, activation, cast_params, is_norm_module, select_tree
 
 TRUNK = "dcnuc_v2_500M_multi_species"
 HEAD = "u_net_head"
@@ -45,6 +45,8 @@ NUM_SPECIAL_TOKENS = 6  # <unk> <pad> <mask> <cls> <eos> <bos>
 CLS_ID = 3
 ROTARY_BASE = 10_000.0
 ATTENTION_IMPLS = ("auto", "einsum", "dot_product")
+# CLS + 4 tokens: the smallest input the head takes; enough to derive parameter shapes.
+_PROBE = np.zeros((1, 1 + 4), dtype=np.int32)
 
 
 def rescaling_factor_for_length(length: int, k: int = 6) -> float:
@@ -333,7 +335,7 @@ def build_model(cfg: SegmentNTConfig, tree: dict, *, backbone: str = "segment_nt
     if scale is not None and scale <= 0:
         raise ValueError(f"rescaling_factor must be positive, got {scale}")
     transformed = build_forward(cfg, scale, dtype, attention)
-    params = _select_params(tree, transformed, cfg, source)
+    params = _select_params(tree, transformed, source)
     params = cast_params(params, dtype, is_norm_module)
 
     def forward(params, state, tokens):
@@ -347,26 +349,11 @@ def build_model(cfg: SegmentNTConfig, tree: dict, *, backbone: str = "segment_nt
 def random_params(cfg: SegmentNTConfig, seed: int = 0) -> dict:
     """Randomly initialised parameters with the published names (benchmarks, training)."""
     transformed = build_forward(cfg, cfg.rescaling_factor, jnp.float32, "einsum")
-    probe = jnp.zeros((1, 1 + 4), dtype=jnp.int32)
-    params = transformed.init(jax.random.PRNGKey(seed), probe)
+    params = transformed.init(jax.random.PRNGKey(seed), _PROBE)
     return {mod: {k: np.asarray(v) for k, v in leaves.items()} for mod, leaves in params.items()}
 
 
-def _select_params(tree: dict, transformed, cfg: SegmentNTConfig, path: str) -> dict:
+def _select_params(tree: dict, transformed, path: str) -> dict:
     """Keep the checkpoint entries the model uses, checking names and shapes."""
-    probe = jnp.zeros((1, 1 + 4), dtype=jnp.int32)
-    expected = jax.eval_shape(lambda: transformed.init(jax.random.PRNGKey(0), probe))
-    params = {}
-    for mod, leaves in expected.items():
-        if mod not in tree:
-            raise CheckpointError(f"{path}: checkpoint lacks module '{mod}' (is this a SegmentNT checkpoint?)")
-        params[mod] = {}
-        for name, spec in leaves.items():
-            arr = tree[mod].get(name)
-            if arr is None or tuple(arr.shape) != tuple(spec.shape):
-                got = None if arr is None else tuple(arr.shape)
-                raise CheckpointError(
-                    f"{path}: parameter {mod}/{name} has shape {got}, the hyperparameters imply {tuple(spec.shape)}"
-                )
-            params[mod][name] = arr
-    return params
+    expected = jax.eval_shape(lambda: transformed.init(jax.random.PRNGKey(0), _PROBE))
+    return select_tree(tree, expected, path, "checkpoint", "the hyperparameters imply")
