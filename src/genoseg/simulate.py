@@ -35,10 +35,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where tables are built: the CLI parser imports
+    import pandas as pd  # this module for DEFAULT_SEED and should start fast
 
 from .features import PUBLISHED_FEATURES
 from .outputs import atomic_path
@@ -374,6 +376,8 @@ def simulate_genome(seed: int = DEFAULT_SEED, length_scale: float = 1.0,
         _decorate(seq, lay, rng, n_iupac=(6 if long else 1))
         out[name] = seq.tobytes().decode("ascii")
         feats.extend(lay.features)
+    import pandas as pd
+
     df = pd.DataFrame(feats, columns=["chrom", "start", "end", "feature", "strand", "id", "parent"])
     order = {n: i for i, (n, _) in enumerate(spec)}
     df = df.sort_values(["chrom", "start", "end", "feature"], key=lambda c: c.map(order) if c.name == "chrom" else c,
@@ -417,6 +421,8 @@ def write_gff3(genome: SimulatedGenome, path: str, overwrite: bool = False) -> N
             attrs = "ID=" + df["id"].astype(str)
             has_parent = df["parent"].astype(bool)
             attrs = attrs.where(~has_parent, attrs + ";Parent=" + df["parent"].astype(str))
+            import pandas as pd
+
             table = pd.DataFrame({
                 "seqid": df["chrom"], "source": "genoseg_simulate", "type": df["feature"],
                 "start": df["start"] + 1, "end": df["end"], "score": ".", "strand": df["strand"],
