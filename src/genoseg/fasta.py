@@ -125,8 +125,11 @@ class Fasta:
                 f"decompress it (`gunzip {self.path}`, or `genoseg prepare --fasta {self.path} --out genome.fa`) "
                 f"or recompress it with bgzip (`gunzip -c {self.path} | bgzip > genome.fa.gz`)"
             )
+        #: every record name in file order (with check_duplicates): the index leaves out
+        #: empty records, which plans list as skipped
+        self.record_names: Optional[list[str]] = None
         if check_duplicates:
-            names = header_names(self.path)
+            names = self.record_names = header_names(self.path)
             if not names:
                 raise GenosegError(f"{self.path}: no FASTA records ('>' header lines) found")
             seen: set[str] = set()

@@ -22,14 +22,26 @@ Layout (per contig, independent of chunking):
   whole input is N (or other IUPAC codes, which the models read as N); those windows
   are skipped.
 
-``step = round(P * (1 - overlap))`` with ``overlap`` 0.5 by default.
+``step = round(P * (1 - overlap))`` with ``overlap`` 0.5 by default (at most
+:data:`MAX_OVERLAP`: each base is computed about ``1 / (1 - overlap)`` times).
 
-Chunking: the windows of all contigs, in contig order then start order, are cut into
-chunks of ``windows_per_chunk``. A chunk *owns* the bases from the output start of its
-first window in a contig (0 if that is the contig's first window) to the output start of
-the next chunk's first window (the contig end if none), and computes every window whose
-output span meets its owned bases — including windows listed in neighbouring chunks —
-so the merged value of a base does not depend on the chunking.
+Chunking (one ``genoseg predict`` task per chunk): the windows of all contigs, in
+contig order then start order, are cut into consecutive groups of about equal model
+*work* (:class:`ChunkSizing`): every ``chunk_seconds`` of estimated model time
+(``--chunk-seconds``, the default of ``genoseg plan``), into ``target_chunks`` equal
+parts (``--target-chunks``), or every ``windows_per_chunk`` windows
+(``--windows-per-chunk``). A window's time is estimated from its length
+(:func:`window_seconds`), so the shorter SegmentNT windows of short A/C/G/T runs count
+for less. A chunk *owns* the bases from the output start of its first window in a
+contig (0 if that is the contig's first window) to the output start of the next
+chunk's first window (the contig end if none), and computes every window whose output
+span meets its owned bases — including windows listed in neighbouring chunks — so the
+merged value of a base does not depend on the chunking.
+
+Plans are identified by :func:`plan_id`, a hash of what decides the predictions (the
+FASTA's index, the geometry, the contig selection and the chunks), never of paths or
+times, so the same command gives the same id (``-resume`` and annotate's resume rely on
+it). ``plan.json`` and the chunk files hold no absolute paths.
 """
 
 from __future__ import annotations
@@ -38,8 +50,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
-from typing import Optional
+from typing import Iterable, Optional, Union
 
 import numpy as np
 
@@ -51,6 +64,8 @@ log = logging.getLogger(__name__)
 PLAN_FORMAT = "genoseg-plan/1"
 CHUNK_FORMAT = "genoseg-chunk/1"
 DEFAULT_OVERLAP = 0.5
+#: Largest ``--overlap``: 0.9 already computes every base about 10 times.
+MAX_OVERLAP = 0.9
 NT_LEVELS = (1, 2, 4, 8, 16)  # SegmentNT window lengths: L / level, rounded to the multiple
 
 #: Per-backbone defaults for planning without weights: default input length, input
@@ -61,6 +76,27 @@ BACKBONE_TABLE = {
     "segment_enformer": dict(window_length=196_608, length_multiple=128, allows_n=True, output_length=None),
     "segment_borzoi": dict(window_length=524_288, length_multiple=128, allows_n=True, output_length=196_608),
 }
+
+#: Model-time ESTIMATES used to size chunks (not measurements): ``(seconds per window of
+#: the backbone's default length on one H100 in float32, share of that work growing
+#: with the square of the length)``. SegmentNT's 0.1 s at 30 kb is the reference figure
+#: (about 0.04 s in bfloat16); the other backbones are scaled from it by their forward
+#: FLOP counts (XLA cost analysis of the published configurations at batch 1:
+#: SegmentNT 30 kb 8.24 TFLOP, SegmentEnformer 196,608 bp 3.50, SegmentBorzoi
+#: 524,288 bp 5.69). The quadratic share is fitted to the FLOPs at other lengths
+#: (SegmentNT: attention over L/6 tokens, 37 %; Enformer: 1,536 tokens, 5 %; Borzoi's
+#: fixed 196,608-bp head makes its cost grow slower than linearly: counted as linear).
+WORK_TABLE = {
+    "segment_nt": (0.10, 0.37),
+    "segment_nt_multi_species": (0.10, 0.37),
+    "segment_enformer": (0.042, 0.05),
+    "segment_borzoi": (0.069, 0.0),
+}
+#: ``genoseg plan``'s default target of model time per chunk (seconds, by the estimate):
+#: about 3,000 full SegmentNT windows, ~70 tasks for hg38 (see README, "Task sizing").
+DEFAULT_CHUNK_SECONDS = 300.0
+#: ``genoseg annotate``'s default (one process: no per-task start-up to amortise).
+DEFAULT_WINDOWS_PER_CHUNK = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +145,21 @@ class Geometry:
                    overlap=float(d["overlap"]))
 
 
+#: Keys :meth:`Geometry.from_json` reads (checked by :func:`read_plan` / :func:`read_chunk`).
+GEOMETRY_KEYS = ("backbone", "window_length", "length_multiple", "allows_n", "window_lengths",
+                 "output_spans", "overlap")
+
+
+def _check_window_length(window_length: Optional[int], default: int, multiple: int) -> int:
+    """``--window-length`` (``None``: the default), refused unless a positive multiple."""
+    if window_length is None:
+        return int(default)
+    if int(window_length) != window_length or window_length <= 0 or window_length % multiple:
+        raise GenosegError(f"--window-length {window_length}: must be a positive multiple of {multiple} bp "
+                           f"(leave it out for the model's default, {default})")
+    return int(window_length)
+
+
 def _lengths_for(backbone_nt: bool, window_length: int, multiple: int) -> tuple[int, ...]:
     if window_length % multiple or window_length <= 0:
         raise GenosegError(f"window length {window_length} must be a positive multiple of {multiple}")
@@ -126,10 +177,11 @@ def geometry_from_model(model, window_length: Optional[int] = None,
                         overlap: float = DEFAULT_OVERLAP) -> Geometry:
     """Geometry of a loaded model object (any object with the model API)."""
     backbone = model.backbone
-    L = int(window_length or model.window_length)
     table = BACKBONE_TABLE.get(backbone, {})
     multiple = int(getattr(model, "length_multiple", table.get("length_multiple", 1)))
+    L = _check_window_length(window_length, model.window_length, multiple)
     allows_n = bool(getattr(model, "allows_n", table.get("allows_n", not backbone.startswith("segment_nt"))))
+    _check_overlap(overlap)
     lengths = _lengths_for(not allows_n, L, multiple)
     spans = {n: tuple(int(x) for x in model.output_span(n)) for n in lengths}
     return _checked(Geometry(backbone, L, multiple, allows_n, lengths, spans, float(overlap)))
@@ -139,6 +191,7 @@ def geometry_for(backbone: Optional[str], model_dir: Optional[str] = None,
                  window_length: Optional[int] = None, overlap: float = DEFAULT_OVERLAP) -> Geometry:
     """Geometry from the per-backbone table, refined by the model directory's small
     config files (``config.json``, ``jax_model/hyperparams.json``) — never its weights."""
+    _check_overlap(overlap)
     cfg: dict = {}
     if model_dir is not None:
         from .models import detect_backbone, read_config_json
@@ -165,8 +218,8 @@ def geometry_for(backbone: Optional[str], model_dir: Optional[str] = None,
             t["length_multiple"] = max(div, 2 ** down, 1)
         if backbone == "segment_borzoi" and cfg.get("target_length", -1) not in (None, -1) and div:
             t["output_length"] = int(cfg["target_length"]) * div
-    L = int(window_length or cfg.get("window_length") or t["window_length"])
     m = int(t["length_multiple"])
+    L = _check_window_length(window_length, int(cfg.get("window_length") or t["window_length"]), m)
     lengths = _lengths_for(not t["allows_n"], L, m)
     spans = {}
     for n in lengths:
@@ -177,13 +230,95 @@ def geometry_for(backbone: Optional[str], model_dir: Optional[str] = None,
     return _checked(Geometry(backbone, L, m, bool(t["allows_n"]), lengths, spans, float(overlap)))
 
 
+def _check_overlap(overlap: float) -> None:
+    if not (0.0 <= overlap <= MAX_OVERLAP):  # also refuses NaN
+        raise GenosegError(
+            f"--overlap {overlap}: must be between 0 and {MAX_OVERLAP} (the share of a window's output "
+            f"that the next window repeats; each base is computed about 1/(1 - overlap) times)")
+
+
 def _checked(g: Geometry) -> Geometry:
-    if not 0.0 <= g.overlap < 1.0:
-        raise GenosegError(f"overlap must be in [0, 1), got {g.overlap}")
+    _check_overlap(g.overlap)
     for n, (s, e) in g.spans.items():
         if not 0 <= s < e <= n:
             raise GenosegError(f"{g.backbone}: bad output span {(s, e)} for length {n}")
     return g
+
+
+# ------------------------------------------------------------------------------ work
+def window_seconds(g: Geometry, lengths, seconds_per_window: Optional[float] = None) -> np.ndarray:
+    """Estimated model seconds of windows of the given input ``lengths`` (float64).
+
+    ``seconds_per_window``: seconds of one window of the plan's window length
+    (``g.window_length``); ``None`` takes the backbone's estimate (:data:`WORK_TABLE`).
+    Other lengths scale with ``(1 - q) x + q x**2`` (``x`` the length ratio, ``q`` the
+    backbone's quadratic share).
+    """
+    ref_s, q = WORK_TABLE.get(g.backbone, (WORK_TABLE["segment_nt"][0], 0.0))
+    ref_len = BACKBONE_TABLE.get(g.backbone, {}).get("window_length", g.window_length)
+
+    def rel(x):
+        return (1.0 - q) * x + q * x * x
+
+    x = np.asarray(lengths, np.float64) / ref_len
+    if seconds_per_window is None:
+        return ref_s * rel(x)
+    return float(seconds_per_window) * rel(x) / rel(g.window_length / ref_len)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkSizing:
+    """How windows are grouped into chunks: exactly one of ``windows_per_chunk``
+    (``--windows-per-chunk``), ``chunk_seconds`` (``--chunk-seconds``: estimated model
+    seconds per chunk) or ``target_chunks`` (``--target-chunks``: that many chunks of
+    equal estimated work, fewer when there are fewer windows). ``seconds_per_window``
+    (``--seconds-per-window``) replaces the backbone's estimate (seconds of one window
+    of the plan's window length on the GPU the run will use)."""
+
+    windows_per_chunk: Optional[int] = None
+    chunk_seconds: Optional[float] = None
+    target_chunks: Optional[int] = None
+    seconds_per_window: Optional[float] = None
+
+    def __post_init__(self):
+        given = [n for n in ("windows_per_chunk", "chunk_seconds", "target_chunks") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise GenosegError("give one of --windows-per-chunk, --chunk-seconds and --target-chunks"
+                               + (f" (got {', '.join('--' + n.replace('_', '-') for n in given)})" if given else ""))
+        for name in given + (["seconds_per_window"] if self.seconds_per_window is not None else []):
+            v = getattr(self, name)
+            integer = name in ("windows_per_chunk", "target_chunks")
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0) or (integer and int(v) != v):
+                kind = "whole number" if integer else "number of seconds"
+                raise GenosegError(f"--{name.replace('_', '-')} {v}: must be a positive {kind}")
+
+    @classmethod
+    def of(cls, value: Union[int, "ChunkSizing"]) -> "ChunkSizing":
+        """A sizing as given; a plain number means ``windows_per_chunk``."""
+        return value if isinstance(value, cls) else cls(windows_per_chunk=value)
+
+    def chunk_index(self, seconds: np.ndarray) -> np.ndarray:
+        """Chunk number of each window (non-decreasing, consecutive from 0) given the
+        windows' estimated ``seconds`` in plan order. A window goes to the chunk in
+        which the middle of its share of the cumulative work falls."""
+        n = seconds.size
+        if self.windows_per_chunk is not None:
+            return np.arange(n, dtype=np.int64) // int(self.windows_per_chunk)
+        if n == 0:
+            return np.zeros(0, np.int64)
+        cum = np.cumsum(seconds)
+        budget = self.chunk_seconds if self.chunk_seconds is not None else cum[-1] / int(self.target_chunks)
+        idx = np.floor((cum - 0.5 * seconds) / budget).astype(np.int64)
+        if self.target_chunks is not None:
+            idx = np.minimum(idx, int(self.target_chunks) - 1)
+        return np.unique(idx, return_inverse=True)[1].astype(np.int64)  # no empty chunks
+
+    def to_json(self, g: Geometry) -> dict:
+        return {"windows_per_chunk": self.windows_per_chunk, "chunk_seconds": self.chunk_seconds,
+                "target_chunks": self.target_chunks,
+                "seconds_per_window": float(window_seconds(g, [g.window_length], self.seconds_per_window)[0]),
+                "seconds_per_window_source": "--seconds-per-window" if self.seconds_per_window is not None
+                else "estimate (one H100, float32; genoseg.windows.WORK_TABLE)"}
 
 
 # --------------------------------------------------------------------------- layout
@@ -199,14 +334,7 @@ class ContigLayout:
     skipped_windows: int  # N-allowed backbones: all-N windows left out
 
     def output_bounds(self, g: Geometry) -> tuple[np.ndarray, np.ndarray]:
-        s = np.zeros_like(self.starts)
-        e = np.zeros_like(self.starts)
-        for n in np.unique(self.lengths):
-            sel = self.lengths == n
-            a, b = g.span(int(n))
-            s[sel] = self.starts[sel] + a
-            e[sel] = self.starts[sel] + b
-        return s, e
+        return output_bounds(g, self.starts, self.lengths)
 
     def covered_bases(self, g: Geometry) -> int:
         """Bases of the contig inside at least one output span."""
@@ -216,6 +344,18 @@ class ContigLayout:
         s, e = np.clip(s, 0, self.length), np.clip(e, 0, self.length)
         prev_end = np.concatenate([[0], np.maximum.accumulate(e)[:-1]])
         return int(np.maximum(0, e - np.maximum(s, prev_end)).sum())
+
+
+def output_bounds(g: Geometry, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Output spans ``(starts, ends)`` of windows ``(starts, lengths)`` (int64 arrays)."""
+    s = np.zeros_like(starts)
+    e = np.zeros_like(starts)
+    for n in g.window_lengths:
+        sel = lengths == n
+        a, b = g.span(n)
+        s[sel] = starts[sel] + a
+        e[sel] = starts[sel] + b
+    return s, e
 
 
 def _tile(run_starts: np.ndarray, run_len: np.ndarray, win: np.ndarray, step: np.ndarray) -> np.ndarray:
@@ -246,7 +386,7 @@ def layout_contig(name: str, length: int, runs: tuple[np.ndarray, np.ndarray], g
         idx = np.searchsorted(levels, rl, side="right") - 1
         ok = idx >= 0
         win = np.where(ok, levels[np.maximum(idx, 0)], 0)
-        steps = np.array([g.step(int(w)) if w else 1 for w in win], dtype=np.int64) if win.size else np.zeros(0, np.int64)
+        steps = np.array([g.step(int(n)) for n in levels], np.int64)[np.maximum(idx, 0)]
         starts = _tile(rs[ok], rl[ok], win[ok], steps[ok])
         sp = rl[ok] - win[ok]
         lens = np.repeat(win[ok], sp // steps[ok] + 1 + (sp % steps[ok] != 0))
@@ -269,137 +409,257 @@ def layout_contig(name: str, length: int, runs: tuple[np.ndarray, np.ndarray], g
 
 
 # -------------------------------------------------------------------------- chunking
-def make_chunks(layouts: list[ContigLayout], g: Geometry, windows_per_chunk: int) -> list[dict]:
+def make_chunks(layouts: list[ContigLayout], g: Geometry, sizing: Union[int, ChunkSizing]) -> list[dict]:
     """Cut the windows of all contigs into chunk descriptions (see module docstring).
 
-    Each chunk: ``{"chunk", "n_windows", "parts": [{"contig", "contig_length",
-    "owned": [a, b], "first_window", "n_windows", "compute": [[start, length], ...]}]}``
-    where ``first_window``/``n_windows`` index the contig's windows this chunk lists
-    and ``compute`` are all windows (in start order) whose output meets ``[a, b)``.
+    ``sizing``: a :class:`ChunkSizing`, or a number of windows per chunk. Each chunk:
+    ``{"chunk", "n_windows", "work_seconds", "parts": [{"contig", "contig_length",
+    "owned": [a, b], "first_window", "n_windows", "reads": [lo, hi], "compute":
+    [[start, length], ...]}]}`` where ``first_window``/``n_windows`` index the contig's
+    windows this chunk lists, ``compute`` are all windows (in start order) whose output
+    meets ``[a, b)``, ``reads`` the bases of the contig they read (clipped to the
+    contig) and ``work_seconds`` the estimated model time of all compute windows.
+    Time and memory grow with windows + contigs (10^5 scaffolds plan in seconds).
     """
-    if windows_per_chunk < 1:
-        raise GenosegError("--windows-per-chunk must be at least 1")
-    # global list of (contig index, window index) cut every windows_per_chunk
-    counts = [lay.starts.size for lay in layouts]
-    total = sum(counts)
+    sizing = ChunkSizing.of(sizing)
+    counts = np.array([lay.starts.size for lay in layouts], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    total = int(offsets[-1])
+    if total == 0:
+        return []
+    starts = np.concatenate([lay.starts for lay in layouts]).astype(np.int64)
+    lens = np.concatenate([lay.lengths for lay in layouts]).astype(np.int64)
+    os_, oe = output_bounds(g, starts, lens)
+    contig_of = np.repeat(np.arange(len(layouts)), counts)
+    inner = contig_of[1:] == contig_of[:-1]
+    if np.any((np.diff(os_) <= 0) & inner) or np.any((np.diff(oe) < 0) & inner):
+        raise AssertionError("window layout is not monotone")
+    seconds = window_seconds(g, lens, sizing.seconds_per_window)
+    cid = sizing.chunk_index(seconds)
+    cuts = (np.flatnonzero(np.diff(cid)) + 1).tolist()
+    pairs = np.stack([starts, lens], axis=1).tolist()
+    ends = (starts + lens).tolist()
     chunks = []
-    offsets = np.cumsum([0] + counts)
-    bounds = [lay.output_bounds(g) for lay in layouts]
-    for lay, (os_, oe) in zip(layouts, bounds):
-        if np.any(np.diff(os_) < 0) or np.any(np.diff(oe) < 0):
-            raise AssertionError(f"layout of {lay.name!r} is not monotone")
-    for c0 in range(0, total, windows_per_chunk):
-        c1 = min(total, c0 + windows_per_chunk)
-        parts = []
-        for ci, lay in enumerate(layouts):
-            lo, hi = max(c0, offsets[ci]), min(c1, offsets[ci + 1])
-            if lo >= hi:
-                continue
-            i0, i1 = int(lo - offsets[ci]), int(hi - offsets[ci])
-            os_, oe = bounds[ci]
-            a = 0 if i0 == 0 else int(max(0, os_[i0]))
-            b = lay.length if i1 == counts[ci] else int(min(lay.length, os_[i1]))
-            k0 = int(np.searchsorted(oe, a, side="right"))
-            k1 = int(np.searchsorted(os_, b, side="left"))
-            compute = np.stack([lay.starts[k0:k1], lay.lengths[k0:k1]], axis=1).tolist()
+    for w0, w1 in zip([0] + cuts, cuts + [total]):
+        parts, work = [], 0.0
+        for ci in range(int(contig_of[w0]), int(contig_of[w1 - 1]) + 1):
+            lay, off, n = layouts[ci], int(offsets[ci]), int(counts[ci])
+            lo, hi = max(w0, off), min(w1, off + n)
+            a = 0 if lo == off else max(0, int(os_[lo]))
+            b = lay.length if hi == off + n else min(lay.length, int(os_[hi]))
+            k0 = off + int(np.searchsorted(oe[off:off + n], a, side="right"))
+            k1 = off + int(np.searchsorted(os_[off:off + n], b, side="left"))
+            work += float(seconds[k0:k1].sum())
             parts.append({"contig": lay.name, "contig_length": lay.length, "owned": [a, b],
-                          "first_window": i0, "n_windows": i1 - i0, "compute": compute})
-        chunks.append({"chunk": len(chunks), "n_windows": c1 - c0, "parts": parts})
+                          "first_window": lo - off, "n_windows": hi - lo,
+                          "reads": [max(0, pairs[k0][0]), min(lay.length, ends[k1 - 1])],
+                          "compute": pairs[k0:k1]})
+        chunks.append({"chunk": len(chunks), "n_windows": w1 - w0, "work_seconds": round(work, 3),
+                       "parts": parts})
     return chunks
 
 
-def plan_id(plan: dict) -> str:
-    blob = json.dumps({k: v for k, v in plan.items() if k not in ("plan_id", "created")}, sort_keys=True)
+# ------------------------------------------------------------------------------ plan
+#: Plan keys that describe the run but do not decide its predictions (not hashed).
+_NOT_IN_ID = ("plan_id", "genoseg_version", "genome", "fasta", "model", "chunking", "windows_per_chunk")
+
+
+def plan_id(plan: dict, chunks: list[dict]) -> str:
+    """Deterministic id of a plan: a hash of the FASTA's identity (index checksum, or
+    names and lengths), the geometry, the contig selection, what was skipped and the
+    chunks (their windows). Paths, file names, times and the genoseg version are left
+    out, so the same inputs give the same id wherever and whenever they are planned."""
+    ident = {k: v for k, v in plan.items() if k not in _NOT_IN_ID}
+    ident["fasta_identity"] = (plan.get("fasta") or {}).get("identity")
+    ident["chunks"] = [{k: v for k, v in ch.items() if k != "work_seconds"} for ch in chunks]
+    blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-# ------------------------------------------------------------------------------ plan
-def make_plan(fasta_path: str, g: Geometry, outdir: Optional[str], windows_per_chunk: int = 64,
+def fasta_source(fa) -> dict:
+    """How a plan records its FASTA: file name and size (for people) and its identity,
+    the MD5 of the ``.fai`` index (every record's name, length and line layout: cheap
+    and changes with any record). Never a directory."""
+    index = getattr(fa, "index_path", None) or fa.path + ".fai"
+    with open(index, "rb") as fh:
+        md5 = hashlib.md5(fh.read()).hexdigest()
+    return {"name": os.path.basename(fa.path), "bytes": os.path.getsize(fa.path),
+            "identity": f"fai-md5:{md5}"}
+
+
+def lengths_source(records: list[tuple[str, int]]) -> dict:
+    """:func:`fasta_source` for a plan made from contig lengths alone."""
+    md5 = hashlib.md5("".join(f"{n}\t{L}\n" for n, L in records).encode()).hexdigest()
+    return {"name": None, "bytes": None, "identity": f"lengths-md5:{md5}"}
+
+
+def make_plan(fasta_path: str, g: Geometry, outdir: Optional[str],
+              sizing: Union[int, ChunkSizing] = DEFAULT_WINDOWS_PER_CHUNK,
               contigs: Optional[list[str]] = None, contig_regex: Optional[str] = None,
               min_contig_length: int = 1, overwrite: bool = False, model_dir: Optional[str] = None,
-              max_listed_skips: int = 1000) -> tuple[dict, list[dict]]:
+              max_listed_skips: int = 1000, *, stage_sequences: bool = False) -> tuple[dict, list[dict]]:
     """Validate the FASTA, lay out windows and cut chunks.
 
-    Writes ``outdir/plan.json`` and ``outdir/chunks/chunk_NNNNN.json`` (atomically;
-    refuses to replace them unless ``overwrite``) when ``outdir`` is given. Returns
+    ``sizing``: a :class:`ChunkSizing` or a number of windows per chunk. Writes
+    ``outdir/plan.json`` and ``outdir/chunks/chunk_NNNNN.json`` (atomically; refuses to
+    replace them unless ``overwrite``) when ``outdir`` is given, and with
+    ``stage_sequences`` each chunk's sequence (:mod:`genoseg.staging`). Returns
     ``(plan, chunks)`` where each chunk dict is exactly what its file holds.
     """
-    from . import __version__
     from .fasta import Fasta, scan_contig, select_contigs
-    from .outputs import atomic_path, check_absent
 
+    sizing = ChunkSizing.of(sizing)
     if outdir is not None:
-        check_absent(os.path.join(outdir, "plan.json"), overwrite)
-        check_absent(os.path.join(outdir, "chunks"), overwrite)
+        check_plan_absent(outdir, overwrite)
     with Fasta(fasta_path) as fa:
-        used, skipped = select_contigs(fa.contigs, contigs, contig_regex, min_contig_length, fa.path)
+        used, skipped = select_contigs(_records(fa), contigs, contig_regex, min_contig_length, fa.path)
         if not used:
             raise GenosegError(f"{fa.path}: no contigs selected ({len(skipped)} left out; see --contigs, "
                                "--contig-regex, --min-contig-length)")
         layouts = []
         for c in used:
-            runs = scan_contig(fa, c.name)
-            layouts.append(layout_contig(c.name, c.length, runs, g))
-            log.info("plan: %s (%d bp): %d windows", c.name, c.length, layouts[-1].starts.size)
-    contig_info, skipped_regions = [], []
-    n_skipped_regions = 0
+            layouts.append(layout_contig(c.name, c.length, scan_contig(fa, c.name), g))
+            log.debug("plan: %s (%d bp): %d windows", c.name, c.length, layouts[-1].starts.size)
+        source = fasta_source(fa)
+    selection = {"contigs": contigs, "contig_regex": contig_regex, "min_contig_length": min_contig_length}
+    plan, chunks = build_plan(layouts, g, sizing, source, selection, skipped, max_listed_skips)
+    plan["model"] = os.path.basename(os.path.normpath(model_dir)) if model_dir else None
+    if outdir is not None:
+        write_plan(outdir, plan, chunks, overwrite, sequences_from=fasta_path if stage_sequences else None)
+    return plan, chunks
+
+
+def _records(fa) -> list:
+    """Every record of the FASTA in file order, empty ones (which the index leaves out)
+    with length 0 so that the plan lists them as skipped."""
+    from .fasta import Contig
+
+    names = getattr(fa, "record_names", None)
+    if not names:
+        return list(fa.contigs)
+    lengths = {c.name: c.length for c in fa.contigs}
+    return [Contig(n, lengths.get(n, 0)) for n in names]
+
+
+def plan_from_lengths(records: Iterable[tuple[str, int]], g: Geometry,
+                      sizing: Union[int, ChunkSizing]) -> tuple[dict, list[dict]]:
+    """A plan from contig ``(name, length)`` pairs alone, every base counted as A/C/G/T
+    (N gaps are unknown without the sequence, so SegmentNT window counts are upper
+    bounds). For cost estimates: its chunks are marked ``layout_only`` and
+    ``genoseg predict`` refuses them."""
+    records = [(str(n), int(L)) for n, L in records]
+    layouts = [layout_contig(n, L, (np.array([0], np.int64), np.array([L], np.int64)), g)
+               for n, L in records if L > 0]
+    skipped = [{"name": n, "length": L, "reason": "empty sequence"} for n, L in records if L <= 0]
+    plan, chunks = build_plan(layouts, g, ChunkSizing.of(sizing), lengths_source(records),
+                              {"contigs": None, "contig_regex": None, "min_contig_length": 1}, skipped,
+                              layout_only=True)
+    return plan, chunks
+
+
+def _contig_table(layouts: list[ContigLayout], g: Geometry) -> list[dict]:
+    rows = []
     for lay in layouts:
         rs, re_ = lay.skipped_runs
-        n_skipped_regions += rs.size
-        for a, b in zip(rs[:max(0, max_listed_skips - len(skipped_regions))].tolist(),
-                        re_[:max(0, max_listed_skips - len(skipped_regions))].tolist()):
-            skipped_regions.append({"contig": lay.name, "start": a, "end": b,
-                                    "reason": f"A/C/G/T run shorter than the minimum window {g.min_window_length}"})
         lens, cnt = np.unique(lay.lengths, return_counts=True)
         covered = lay.covered_bases(g)
-        contig_info.append({
+        rows.append({
             "name": lay.name, "length": lay.length, "n_windows": int(lay.starts.size),
             "window_lengths": {str(int(k)): int(v) for k, v in zip(lens, cnt)},
             "predicted_bases": covered, "unpredicted_bases": lay.length - covered,
             "short_runs_skipped": int(rs.size), "short_run_bases_skipped": int((re_ - rs).sum()),
             "all_n_windows_skipped": lay.skipped_windows,
         })
+    return rows
+
+
+def build_plan(layouts: list[ContigLayout], g: Geometry, sizing: ChunkSizing, source: dict,
+               selection: dict, skipped: list[dict], max_listed_skips: int = 1000,
+               layout_only: bool = False) -> tuple[dict, list[dict]]:
+    """Plan and chunk dicts from laid-out contigs (see :func:`make_plan`)."""
+    from . import __version__
+
+    skipped = list(skipped)
+    skipped_regions, n_skipped_regions = [], 0
+    for lay in layouts:
+        rs, re_ = lay.skipped_runs
+        n_skipped_regions += rs.size
+        room = max(0, max_listed_skips - len(skipped_regions))
+        for a, b in zip(rs[:room].tolist(), re_[:room].tolist()):
+            skipped_regions.append({"contig": lay.name, "start": a, "end": b,
+                                    "reason": f"A/C/G/T run shorter than the minimum window {g.min_window_length}"})
         if not lay.starts.size:
             skipped.append({"name": lay.name, "length": lay.length,
                             "reason": "no window fits (no A/C/G/T run as long as the minimum window)"
                             if not g.allows_n else "sequence is all N"})
-    chunks = make_chunks(layouts, g, windows_per_chunk)
+    chunks = make_chunks(layouts, g, sizing)
+    work = [ch["work_seconds"] for ch in chunks]
     plan = {
         "format": PLAN_FORMAT,
         "genoseg_version": __version__,
-        "fasta": os.path.abspath(fasta_path),
-        "genome": os.path.basename(fasta_path),
-        "model": os.path.abspath(model_dir) if model_dir else None,
+        "fasta": source,
+        "genome": source.get("name"),
         **g.to_json(),
-        "windows_per_chunk": int(windows_per_chunk),
+        "windows_per_chunk": sizing.windows_per_chunk,
+        "chunking": {**sizing.to_json(g), "estimated_seconds_total": round(sum(work), 1),
+                     "estimated_seconds_per_chunk": {"min": round(min(work, default=0), 1),
+                                                     "median": round(float(np.median(work)) if work else 0.0, 1),
+                                                     "max": round(max(work, default=0), 1)}},
         "n_chunks": len(chunks),
         "n_windows": int(sum(lay.starts.size for lay in layouts)),
-        "contigs": contig_info,
+        "contigs": _contig_table(layouts, g),
         "skipped_contigs": skipped,
         "skipped_regions": skipped_regions,
         "n_skipped_regions": int(n_skipped_regions),
         # everything left out, in one list (contigs and regions) for reports
         "skipped": [{"contig": c["name"], "length": c["length"], "reason": c["reason"]} for c in skipped]
                    + skipped_regions,
-        "selection": {"contigs": contigs, "contig_regex": contig_regex, "min_contig_length": min_contig_length},
+        "selection": selection,
     }
-    pid = plan_id({**plan, "chunks": chunks})
+    if layout_only:
+        plan["layout_only"] = True
+    pid = plan_id(plan, chunks)
     plan["plan_id"] = pid
     for ch in chunks:
         ch.update({"format": CHUNK_FORMAT, "plan_id": pid, "n_chunks": len(chunks),
                    "genome": plan["genome"], "geometry": g.to_json()})
-    if outdir is not None:
-        os.makedirs(outdir, exist_ok=True)
-        with atomic_path(os.path.join(outdir, "chunks"), overwrite=overwrite, is_dir=True) as tmp:
-            for ch in chunks:
-                with open(os.path.join(tmp, chunk_filename(ch["chunk"])), "w") as fh:
-                    json.dump(ch, fh, separators=(",", ":"))
-            with atomic_path(os.path.join(outdir, "plan.json"), overwrite=overwrite) as ptmp:
-                with open(ptmp, "w") as fh:
-                    json.dump(plan, fh, indent=1)
-        log.info("plan: %d contigs, %d windows, %d chunks -> %s", len(layouts), plan["n_windows"],
-                 len(chunks), outdir)
+        if layout_only:
+            ch["layout_only"] = True
     return plan, chunks
+
+
+def check_plan_absent(outdir: str, overwrite: bool) -> None:
+    from .outputs import check_absent
+
+    check_absent(os.path.join(outdir, "plan.json"), overwrite)
+    check_absent(os.path.join(outdir, "chunks"), overwrite)
+
+
+def write_plan(outdir: str, plan: dict, chunks: list[dict], overwrite: bool = False,
+               sequences_from: Optional[str] = None) -> None:
+    """Write ``outdir/chunks/`` then ``outdir/plan.json``, each atomically; with
+    ``sequences_from`` (the FASTA) also each chunk's sequence beside its JSON
+    (:func:`genoseg.staging.stage_chunk`)."""
+    from .outputs import atomic_path
+
+    check_plan_absent(outdir, overwrite)
+    os.makedirs(outdir, exist_ok=True)
+    with atomic_path(os.path.join(outdir, "chunks"), overwrite=overwrite, is_dir=True) as tmp:
+        if sequences_from is not None:
+            from .staging import stage_chunks
+
+            stage_chunks(sequences_from, chunks, tmp)
+        for ch in chunks:
+            with open(os.path.join(tmp, chunk_filename(ch["chunk"])), "w") as fh:
+                json.dump(ch, fh, separators=(",", ":"))
+        with atomic_path(os.path.join(outdir, "plan.json"), overwrite=overwrite) as ptmp:
+            with open(ptmp, "w") as fh:
+                # indented for people unless it is large (10^5 scaffolds)
+                json.dump(plan, fh, indent=1 if len(plan["contigs"]) <= 1000 else None,
+                          separators=None if len(plan["contigs"]) <= 1000 else (",", ":"))
+    log.info("plan: %d contigs, %d windows, %d chunks (about %.0f s of model time each, estimated) -> %s",
+             len(plan["contigs"]), plan["n_windows"], len(chunks),
+             plan["chunking"]["estimated_seconds_per_chunk"]["median"], outdir)
 
 
 def chunk_filename(i: int) -> str:
@@ -407,8 +667,39 @@ def chunk_filename(i: int) -> str:
 
 
 def read_json(path: str, what: str, fmt: str) -> dict:
-    """A plan or chunk file, checked to be of format ``fmt``."""
+    """A plan or chunk file (``what``: ``"plan"`` or ``"chunk"``), checked to be of format ``fmt``."""
     d = jsonfile.read_json(path, what)
     if not isinstance(d, dict) or d.get("format") != fmt:
-        raise GenosegError(f"{path}: not a {what} (expected format {fmt!r})")
+        raise GenosegError(f"{path}: not a {what} file (expected format {fmt!r})")
+    return d
+
+
+def _require(d: dict, keys: Iterable[str], path: str, what: str) -> None:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            raise GenosegError(f"{path}: {what} has no {k!r} entry: the file is damaged or was not written "
+                               "by this version of `genoseg plan`; make the plan again")
+
+
+def read_plan(path: str) -> dict:
+    """``plan.json``, with the entries later steps use checked (clear error naming the
+    file and the entry instead of a ``KeyError``)."""
+    d = read_json(path, "plan", PLAN_FORMAT)
+    _require(d, ("plan_id", "n_chunks", "contigs") + GEOMETRY_KEYS, path, "plan")
+    for c in d["contigs"]:
+        _require(c, ("name", "length"), path, "a contig of the plan")
+    return d
+
+
+def read_chunk(path: str, layout_only_ok: bool = False) -> dict:
+    """A chunk file, checked like :func:`read_plan`. Chunks of plans made from contig
+    lengths alone (:func:`plan_from_lengths`) are refused unless ``layout_only_ok``."""
+    d = read_json(path, "chunk", CHUNK_FORMAT)
+    _require(d, ("plan_id", "chunk", "parts", "geometry"), path, "chunk")
+    _require(d["geometry"], GEOMETRY_KEYS, path, "the chunk's geometry")
+    for p in d["parts"]:
+        _require(p, ("contig", "contig_length", "owned", "compute"), path, "a part of the chunk")
+    if d.get("layout_only") and not layout_only_ok:
+        raise GenosegError(f"{path}: this chunk comes from a plan made from contig lengths only (a cost "
+                           "estimate); plan the FASTA with `genoseg plan --fasta` to predict")
     return d

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .plan import add_plan_options, contig_list
+from .plan import add_plan_options, chunk_sizing, contig_list
 
 
 def register(sub) -> None:
@@ -14,7 +14,7 @@ def register(sub) -> None:
     p.add_argument("--fasta", required=True, help="genome FASTA (plain or bgzipped)")
     p.add_argument("--model", default=None, help="model directory (default: the bundled demo model)")
     p.add_argument("--outdir", required=True, help="output directory")
-    add_plan_options(p)
+    add_plan_options(p, default_sizing="windows-per-chunk")
     p.add_argument("--batch-size", type=int, default=8, help="windows per device call (default 8)")
     p.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--reverse-complement", action="store_true", help="average with reverse-complement predictions")
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..annotate import annotate
 
     annotate(args.fasta, args.outdir, args.model, backbone=args.backbone, window_length=args.window_length,
-             overlap=args.overlap, windows_per_chunk=args.windows_per_chunk, batch_size=args.batch_size,
+             overlap=args.overlap, windows_per_chunk=chunk_sizing(args, "windows-per-chunk"), batch_size=args.batch_size,
              compute_dtype=args.compute_dtype, reverse_complement=args.reverse_complement,
              contigs=contig_list(args.contigs), contig_regex=args.contig_regex,
              min_contig_length=args.min_contig_length, overwrite=args.overwrite, truth=args.truth)

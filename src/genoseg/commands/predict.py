@@ -17,7 +17,10 @@ EXIT_DEVICE_OOM = 75
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="predict one chunk of a plan", description=__doc__)
-    p.add_argument("--fasta", required=True, help="the FASTA the plan was made from")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", help="the FASTA the plan was made from")
+    src.add_argument("--sequence", help="instead of --fasta: the chunk's own sequence, chunks/chunk_NNNNN.fa.gz "
+                                        "written by `genoseg plan --stage-sequences` (.fai/.gzi beside it)")
     p.add_argument("--model", required=True, help="model directory (published jax_model/ layout)")
     p.add_argument("--chunk", required=True, help="chunk file (PLAN/chunks/chunk_NNNNN.json)")
     p.add_argument("--out", required=True, help="output Parquet file")
@@ -35,12 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from ..models import load_model
     from ..outputs import check_absent
     from ..predict import predict_chunk, read_chunk
+    from ..staging import ChunkSequence
 
     check_absent(args.out, args.overwrite)
     chunk = read_chunk(args.chunk)
     model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)
     try:
-        with Fasta(args.fasta, check_duplicates=False) as fa:
+        source = ChunkSequence(args.sequence, chunk) if args.sequence else Fasta(args.fasta, check_duplicates=False)
+        with source as fa:
             predict_chunk(model, fa, chunk, args.out, batch_size=args.batch_size,
                           reverse_complement=args.reverse_complement, overwrite=args.overwrite)
     except Exception as exc:  # noqa: BLE001 - only device OOM is translated
