@@ -323,8 +323,47 @@ class ChunkSizing:
 
 # --------------------------------------------------------------------------- layout
 @dataclasses.dataclass
+class GenomeLayout:
+    """Windows of all planned contigs, contig-major then by start, as flat arrays
+    (output starts strictly increasing and output ends non-decreasing within a contig).
+
+    Contig ``c`` owns windows ``offsets[c]:offsets[c + 1]``; ``skipped_*`` are the
+    SegmentNT A/C/G/T runs too short for the smallest window; ``all_n_windows`` counts
+    per contig the windows left out because their whole input is N (N-allowed backbones).
+    """
+
+    names: list[str]
+    contig_lengths: np.ndarray    # int64 [C]
+    offsets: np.ndarray           # int64 [C + 1]
+    starts: np.ndarray            # int64 [W] input starts (contig coordinates)
+    lengths: np.ndarray           # int64 [W] input lengths
+    skipped_contig: np.ndarray    # int64 [S] contig of each skipped run
+    skipped_starts: np.ndarray    # int64 [S]
+    skipped_ends: np.ndarray      # int64 [S]
+    all_n_windows: np.ndarray     # int64 [C]
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.starts.size)
+
+    def contig_of_windows(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.names), dtype=np.int64), np.diff(self.offsets))
+
+    def covered_bases(self, g: Geometry) -> np.ndarray:
+        """Per contig, the bases inside at least one output span (int64 [C])."""
+        c = self.contig_of_windows()
+        base = np.concatenate([[0], np.cumsum(self.contig_lengths)])[:-1]  # genome coordinate of each contig
+        s, e = output_bounds(g, self.starts, self.lengths)
+        n = self.contig_lengths[c]
+        s, e = np.clip(s, 0, n) + base[c], np.clip(e, 0, n) + base[c]
+        prev_end = np.concatenate([[0], np.maximum.accumulate(e)[:-1]]) if e.size else e
+        new = np.maximum(0, e - np.maximum(s, prev_end))
+        return np.bincount(c, weights=new, minlength=len(self.names)).astype(np.int64)
+
+
+@dataclasses.dataclass
 class ContigLayout:
-    """Windows of one contig (sorted by start; output starts and ends non-decreasing)."""
+    """Windows of one contig (see :class:`GenomeLayout`)."""
 
     name: str
     length: int
@@ -335,15 +374,6 @@ class ContigLayout:
 
     def output_bounds(self, g: Geometry) -> tuple[np.ndarray, np.ndarray]:
         return output_bounds(g, self.starts, self.lengths)
-
-    def covered_bases(self, g: Geometry) -> int:
-        """Bases of the contig inside at least one output span."""
-        if not self.starts.size:
-            return 0
-        s, e = self.output_bounds(g)
-        s, e = np.clip(s, 0, self.length), np.clip(e, 0, self.length)
-        prev_end = np.concatenate([[0], np.maximum.accumulate(e)[:-1]])
-        return int(np.maximum(0, e - np.maximum(s, prev_end)).sum())
 
 
 def output_bounds(g: Geometry, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -358,58 +388,77 @@ def output_bounds(g: Geometry, starts: np.ndarray, lengths: np.ndarray) -> tuple
     return s, e
 
 
-def _tile(run_starts: np.ndarray, run_len: np.ndarray, win: np.ndarray, step: np.ndarray) -> np.ndarray:
+def _tile(run_starts: np.ndarray, run_len: np.ndarray, win: np.ndarray, step: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Starts of windows of length ``win[i]`` tiling ``[run_starts[i], +run_len[i])``
-    every ``step[i]``, the last aligned to the end (vectorised over runs)."""
+    every ``step[i]``, the last aligned to the end (vectorised over runs), and the
+    number of windows of each run."""
     span = run_len - win
-    n_regular = span // step + 1
-    extra = (span % step != 0).astype(np.int64)
-    counts = n_regular + extra
+    counts = span // step + 1 + (span % step != 0).astype(np.int64)
     total = int(counts.sum())
     if total == 0:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), counts
     first = np.repeat(np.cumsum(counts) - counts, counts)
     k = np.arange(total, dtype=np.int64) - first
-    rep_step = np.repeat(step, counts)
-    out = np.repeat(run_starts, counts) + k * rep_step
-    last = np.cumsum(counts) - 1
-    out[last] = run_starts + span  # aligned to the end (== regular when extra is 0)
-    return out
+    out = np.repeat(run_starts, counts) + k * np.repeat(step, counts)
+    out[np.cumsum(counts) - 1] = run_starts + span  # aligned to the end (== regular when it fits)
+    return out, counts
 
 
-def layout_contig(name: str, length: int, runs: tuple[np.ndarray, np.ndarray], g: Geometry) -> ContigLayout:
-    """Windows of one contig from its A/C/G/T runs (see module docstring)."""
-    rs, re_ = runs
+def layout_genome(names: list[str], lengths, runs: list[tuple[np.ndarray, np.ndarray]],
+                  g: Geometry) -> GenomeLayout:
+    """Windows of every contig from its A/C/G/T runs ``(starts, ends)`` (see the module
+    docstring); vectorised over all runs and contigs, so time grows with bases and
+    runs, not with a per-contig cost."""
+    lengths = np.asarray(lengths, np.int64).reshape(-1)
+    nc = len(names)
+    per = np.array([r[0].size for r in runs], np.int64)
+    run_contig = np.repeat(np.arange(nc, dtype=np.int64), per)
+    rs = np.concatenate([r[0] for r in runs]).astype(np.int64) if nc else np.zeros(0, np.int64)
+    re_ = np.concatenate([r[1] for r in runs]).astype(np.int64) if nc else np.zeros(0, np.int64)
+    empty = np.zeros(0, np.int64)
     if not g.allows_n:
-        rl = re_ - rs
-        levels = np.array(g.window_lengths[::-1])  # ascending
-        idx = np.searchsorted(levels, rl, side="right") - 1
+        levels = np.array(g.window_lengths[::-1], np.int64)  # ascending
+        idx = np.searchsorted(levels, re_ - rs, side="right") - 1
         ok = idx >= 0
-        win = np.where(ok, levels[np.maximum(idx, 0)], 0)
-        steps = np.array([g.step(int(n)) for n in levels], np.int64)[np.maximum(idx, 0)]
-        starts = _tile(rs[ok], rl[ok], win[ok], steps[ok])
-        sp = rl[ok] - win[ok]
-        lens = np.repeat(win[ok], sp // steps[ok] + 1 + (sp % steps[ok] != 0))
-        return ContigLayout(name, length, starts.astype(np.int64), lens.astype(np.int64),
-                            (rs[~ok], re_[~ok]), 0)
+        win = levels[idx[ok]]
+        steps = np.array([g.step(int(n)) for n in levels], np.int64)[idx[ok]]
+        starts, counts = _tile(rs[ok], (re_ - rs)[ok], win, steps)
+        wl = np.repeat(win, counts)
+        wc = np.repeat(run_contig[ok], counts)
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(wc, minlength=nc))]).astype(np.int64)
+        return GenomeLayout(list(names), lengths, offsets, starts, wl, run_contig[~ok], rs[~ok], re_[~ok],
+                            np.zeros(nc, np.int64))
     L = g.window_length
     s, e = g.span(L)
     P = e - s
-    step = g.step(L)
-    if length <= P:
-        ostarts = np.zeros(1, np.int64)
-    else:
-        ostarts = _tile(np.zeros(1, np.int64), np.array([length]), np.array([P]), np.array([step]))
+    ostarts, counts = _tile(np.zeros(nc, np.int64), np.maximum(lengths, P), np.full(nc, P, np.int64),
+                            np.full(nc, g.step(L), np.int64))
+    wc = np.repeat(np.arange(nc, dtype=np.int64), counts)
     starts = ostarts - s
-    # keep windows whose input holds at least one A/C/G/T base
-    j = np.searchsorted(re_, starts, side="right")
-    has = (j < rs.size) & (rs[np.minimum(j, max(rs.size - 1, 0))] < starts + L) if rs.size else np.zeros(starts.size, bool)
-    return ContigLayout(name, length, starts[has], np.full(int(has.sum()), L, np.int64),
-                        (np.zeros(0, np.int64), np.zeros(0, np.int64)), int((~has).sum()))
+    # keep windows whose input (clipped to the contig) holds an A/C/G/T base; runs and
+    # windows are compared in genome coordinates (contigs laid end to end)
+    base = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+    a = np.clip(starts, 0, lengths[wc]) + base[wc]
+    b = np.clip(starts + L, 0, lengths[wc]) + base[wc]
+    grs, gre = rs + base[run_contig], re_ + base[run_contig]
+    j = np.searchsorted(gre, a, side="right")
+    has = (j < grs.size) & (grs[np.minimum(j, max(grs.size - 1, 0))] < b) if grs.size else np.zeros(a.size, bool)
+    kept = np.bincount(wc[has], minlength=nc)
+    offsets = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
+    return GenomeLayout(list(names), lengths, offsets, starts[has], np.full(int(has.sum()), L, np.int64),
+                        empty, empty, empty, counts - kept)
+
+
+def layout_contig(name: str, length: int, runs: tuple[np.ndarray, np.ndarray], g: Geometry) -> ContigLayout:
+    """Windows of one contig from its A/C/G/T runs (see :func:`layout_genome`)."""
+    lay = layout_genome([name], [length], [runs], g)
+    return ContigLayout(name, int(length), lay.starts, lay.lengths, (lay.skipped_starts, lay.skipped_ends),
+                        int(lay.all_n_windows[0]))
 
 
 # -------------------------------------------------------------------------- chunking
-def make_chunks(layouts: list[ContigLayout], g: Geometry, sizing: Union[int, ChunkSizing]) -> list[dict]:
+def make_chunks(lay: GenomeLayout, g: Geometry, sizing: Union[int, ChunkSizing]) -> list[dict]:
     """Cut the windows of all contigs into chunk descriptions (see module docstring).
 
     ``sizing``: a :class:`ChunkSizing`, or a number of windows per chunk. Each chunk:
@@ -422,40 +471,52 @@ def make_chunks(layouts: list[ContigLayout], g: Geometry, sizing: Union[int, Chu
     Time and memory grow with windows + contigs (10^5 scaffolds plan in seconds).
     """
     sizing = ChunkSizing.of(sizing)
-    counts = np.array([lay.starts.size for lay in layouts], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    total = int(offsets[-1])
+    total = lay.n_windows
     if total == 0:
         return []
-    starts = np.concatenate([lay.starts for lay in layouts]).astype(np.int64)
-    lens = np.concatenate([lay.lengths for lay in layouts]).astype(np.int64)
+    starts, lens, offsets = lay.starts, lay.lengths, lay.offsets
     os_, oe = output_bounds(g, starts, lens)
-    contig_of = np.repeat(np.arange(len(layouts)), counts)
+    contig_of = lay.contig_of_windows()
     inner = contig_of[1:] == contig_of[:-1]
     if np.any((np.diff(os_) <= 0) & inner) or np.any((np.diff(oe) < 0) & inner):
         raise AssertionError("window layout is not monotone")
     seconds = window_seconds(g, lens, sizing.seconds_per_window)
-    cid = sizing.chunk_index(seconds)
-    cuts = (np.flatnonzero(np.diff(cid)) + 1).tolist()
+    cuts = np.flatnonzero(np.diff(sizing.chunk_index(seconds))) + 1
+    w0 = np.concatenate([[0], cuts]).astype(np.int64)       # first window of each chunk
+    w1 = np.concatenate([cuts, [total]]).astype(np.int64)   # one past its last
+    # parts: one per (chunk, contig) pair with listed windows, in order
+    c0, c1 = contig_of[w0], contig_of[w1 - 1]
+    n_parts = c1 - c0 + 1
+    part_chunk = np.repeat(np.arange(w0.size), n_parts)
+    part_contig = np.repeat(c0, n_parts) + (np.arange(int(n_parts.sum())) - np.repeat(np.cumsum(n_parts) - n_parts, n_parts))
+    off, end = offsets[part_contig], offsets[part_contig + 1]
+    lo, hi = np.maximum(w0[part_chunk], off), np.minimum(w1[part_chunk], end)
+    length = lay.contig_lengths[part_contig]
+    a = np.where(lo == off, 0, np.maximum(0, os_[np.minimum(lo, total - 1)]))
+    b = np.where(hi == end, length, np.minimum(length, os_[np.minimum(hi, total - 1)]))
+    # compute windows [k0, k1): output end > a and output start < b, found in one
+    # global search on keys that keep contigs apart (output bounds lie in [-Q, n + Q])
+    Q = int(max(g.window_lengths))
+    key0 = np.concatenate([[0], np.cumsum(lay.contig_lengths + 2 * Q)])[:-1] + Q
+    k0 = np.searchsorted(key0[contig_of] + oe, key0[part_contig] + a, side="right")
+    k1 = np.searchsorted(key0[contig_of] + os_, key0[part_contig] + b, side="left")
+    cum = np.concatenate([[0.0], np.cumsum(seconds)])
+    part_work = cum[k1] - cum[k0]
+    reads_lo = np.maximum(0, starts[k0])
+    reads_hi = np.minimum(length, starts[k1 - 1] + lens[k1 - 1])
     pairs = np.stack([starts, lens], axis=1).tolist()
-    ends = (starts + lens).tolist()
-    chunks = []
-    for w0, w1 in zip([0] + cuts, cuts + [total]):
-        parts, work = [], 0.0
-        for ci in range(int(contig_of[w0]), int(contig_of[w1 - 1]) + 1):
-            lay, off, n = layouts[ci], int(offsets[ci]), int(counts[ci])
-            lo, hi = max(w0, off), min(w1, off + n)
-            a = 0 if lo == off else max(0, int(os_[lo]))
-            b = lay.length if hi == off + n else min(lay.length, int(os_[hi]))
-            k0 = off + int(np.searchsorted(oe[off:off + n], a, side="right"))
-            k1 = off + int(np.searchsorted(os_[off:off + n], b, side="left"))
-            work += float(seconds[k0:k1].sum())
-            parts.append({"contig": lay.name, "contig_length": lay.length, "owned": [a, b],
-                          "first_window": lo - off, "n_windows": hi - lo,
-                          "reads": [max(0, pairs[k0][0]), min(lay.length, ends[k1 - 1])],
-                          "compute": pairs[k0:k1]})
-        chunks.append({"chunk": len(chunks), "n_windows": w1 - w0, "work_seconds": round(work, 3),
-                       "parts": parts})
+    chunks = [{"chunk": k, "n_windows": int(n), "work_seconds": 0.0, "parts": []}
+              for k, n in enumerate((w1 - w0).tolist())]
+    for k, ci, a_, b_, lo_, hi_, off_, k0_, k1_, r0, r1, wk in zip(
+            part_chunk.tolist(), part_contig.tolist(), a.tolist(), b.tolist(), lo.tolist(), hi.tolist(),
+            off.tolist(), k0.tolist(), k1.tolist(), reads_lo.tolist(), reads_hi.tolist(), part_work.tolist()):
+        ch = chunks[k]
+        ch["work_seconds"] += wk
+        ch["parts"].append({"contig": lay.names[ci], "contig_length": int(lay.contig_lengths[ci]),
+                            "owned": [a_, b_], "first_window": lo_ - off_, "n_windows": hi_ - lo_,
+                            "reads": [r0, r1], "compute": pairs[k0_:k1_]})
+    for ch in chunks:
+        ch["work_seconds"] = round(ch["work_seconds"], 3)
     return chunks
 
 
@@ -464,16 +525,27 @@ def make_chunks(layouts: list[ContigLayout], g: Geometry, sizing: Union[int, Chu
 _NOT_IN_ID = ("plan_id", "genoseg_version", "genome", "fasta", "model", "chunking", "windows_per_chunk")
 
 
-def plan_id(plan: dict, chunks: list[dict]) -> str:
+def plan_id(plan: dict, layout_digest: str) -> str:
     """Deterministic id of a plan: a hash of the FASTA's identity (index checksum, or
     names and lengths), the geometry, the contig selection, what was skipped and the
-    chunks (their windows). Paths, file names, times and the genoseg version are left
-    out, so the same inputs give the same id wherever and whenever they are planned."""
+    windows and chunk cuts (``layout_digest``, :func:`layout_digest`). Paths, file
+    names, times, estimates and the genoseg version are left out, so the same inputs
+    give the same id wherever and whenever they are planned."""
     ident = {k: v for k, v in plan.items() if k not in _NOT_IN_ID}
     ident["fasta_identity"] = (plan.get("fasta") or {}).get("identity")
-    ident["chunks"] = [{k: v for k, v in ch.items() if k != "work_seconds"} for ch in chunks]
+    ident["layout"] = layout_digest
     blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def layout_digest(lay: GenomeLayout, chunks: list[dict]) -> str:
+    """SHA-256 of the windows and the chunk cuts, which (with the geometry) decide
+    every chunk's owned bases and compute windows; hashed as arrays, not as JSON."""
+    h = hashlib.sha256(CHUNK_FORMAT.encode())
+    h.update("\0".join(lay.names).encode())
+    for arr in (lay.contig_lengths, lay.offsets, lay.starts, lay.lengths, [ch["n_windows"] for ch in chunks]):
+        h.update(np.ascontiguousarray(arr, dtype="<i8").tobytes())
+    return h.hexdigest()
 
 
 def fasta_source(fa) -> dict:
@@ -506,7 +578,7 @@ def make_plan(fasta_path: str, g: Geometry, outdir: Optional[str],
     ``stage_sequences`` each chunk's sequence (:mod:`genoseg.staging`). Returns
     ``(plan, chunks)`` where each chunk dict is exactly what its file holds.
     """
-    from .fasta import Fasta, scan_contig, select_contigs
+    from .fasta import Fasta, scan_contigs, select_contigs
 
     sizing = ChunkSizing.of(sizing)
     if outdir is not None:
@@ -516,13 +588,11 @@ def make_plan(fasta_path: str, g: Geometry, outdir: Optional[str],
         if not used:
             raise GenosegError(f"{fa.path}: no contigs selected ({len(skipped)} left out; see --contigs, "
                                "--contig-regex, --min-contig-length)")
-        layouts = []
-        for c in used:
-            layouts.append(layout_contig(c.name, c.length, scan_contig(fa, c.name), g))
-            log.debug("plan: %s (%d bp): %d windows", c.name, c.length, layouts[-1].starts.size)
+        runs = scan_contigs(fa, [c.name for c in used])
         source = fasta_source(fa)
+    lay = layout_genome([c.name for c in used], [c.length for c in used], runs, g)
     selection = {"contigs": contigs, "contig_regex": contig_regex, "min_contig_length": min_contig_length}
-    plan, chunks = build_plan(layouts, g, sizing, source, selection, skipped, max_listed_skips)
+    plan, chunks = build_plan(lay, g, sizing, source, selection, skipped, max_listed_skips)
     plan["model"] = os.path.basename(os.path.normpath(model_dir)) if model_dir else None
     if outdir is not None:
         write_plan(outdir, plan, chunks, overwrite, sequences_from=fasta_path if stage_sequences else None)
@@ -548,51 +618,56 @@ def plan_from_lengths(records: Iterable[tuple[str, int]], g: Geometry,
     bounds). For cost estimates: its chunks are marked ``layout_only`` and
     ``genoseg predict`` refuses them."""
     records = [(str(n), int(L)) for n, L in records]
-    layouts = [layout_contig(n, L, (np.array([0], np.int64), np.array([L], np.int64)), g)
-               for n, L in records if L > 0]
+    used = [(n, L) for n, L in records if L > 0]
+    lay = layout_genome([n for n, _ in used], [L for _, L in used],
+                        [(np.array([0], np.int64), np.array([L], np.int64)) for _, L in used], g)
     skipped = [{"name": n, "length": L, "reason": "empty sequence"} for n, L in records if L <= 0]
-    plan, chunks = build_plan(layouts, g, ChunkSizing.of(sizing), lengths_source(records),
-                              {"contigs": None, "contig_regex": None, "min_contig_length": 1}, skipped,
-                              layout_only=True)
-    return plan, chunks
+    return build_plan(lay, g, ChunkSizing.of(sizing), lengths_source(records),
+                      {"contigs": None, "contig_regex": None, "min_contig_length": 1}, skipped,
+                      layout_only=True)
 
 
-def _contig_table(layouts: list[ContigLayout], g: Geometry) -> list[dict]:
-    rows = []
-    for lay in layouts:
-        rs, re_ = lay.skipped_runs
-        lens, cnt = np.unique(lay.lengths, return_counts=True)
-        covered = lay.covered_bases(g)
-        rows.append({
-            "name": lay.name, "length": lay.length, "n_windows": int(lay.starts.size),
-            "window_lengths": {str(int(k)): int(v) for k, v in zip(lens, cnt)},
-            "predicted_bases": covered, "unpredicted_bases": lay.length - covered,
-            "short_runs_skipped": int(rs.size), "short_run_bases_skipped": int((re_ - rs).sum()),
-            "all_n_windows_skipped": lay.skipped_windows,
-        })
-    return rows
+def _contig_table(lay: GenomeLayout, g: Geometry) -> list[dict]:
+    """Per-contig rows of ``plan.json`` (vectorised; one dict per contig)."""
+    nc = len(lay.names)
+    n_windows = np.diff(lay.offsets)
+    covered = lay.covered_bases(g)
+    levels = list(g.window_lengths)
+    code = np.searchsorted(-np.array(levels), -lay.lengths)  # index of each window's length
+    by_len = np.bincount(lay.contig_of_windows() * len(levels) + code,
+                         minlength=nc * len(levels)).reshape(nc, len(levels))
+    short_n = np.bincount(lay.skipped_contig, minlength=nc)
+    short_bp = np.bincount(lay.skipped_contig, weights=lay.skipped_ends - lay.skipped_starts,
+                           minlength=nc).astype(np.int64)
+    asc = sorted(range(len(levels)), key=lambda i: levels[i])
+    names = [str(levels[i]) for i in asc]
+    return [{"name": name, "length": length, "n_windows": nw,
+             "window_lengths": {n: k for n, k in zip(names, counts) if k},
+             "predicted_bases": cov, "unpredicted_bases": length - cov,
+             "short_runs_skipped": sn, "short_run_bases_skipped": sbp, "all_n_windows_skipped": an}
+            for name, length, nw, counts, cov, sn, sbp, an in zip(
+                lay.names, lay.contig_lengths.tolist(), n_windows.tolist(), by_len[:, asc].tolist(),
+                covered.tolist(), short_n.tolist(), short_bp.tolist(), lay.all_n_windows.tolist())]
 
 
-def build_plan(layouts: list[ContigLayout], g: Geometry, sizing: ChunkSizing, source: dict,
+def build_plan(lay: GenomeLayout, g: Geometry, sizing: ChunkSizing, source: dict,
                selection: dict, skipped: list[dict], max_listed_skips: int = 1000,
                layout_only: bool = False) -> tuple[dict, list[dict]]:
-    """Plan and chunk dicts from laid-out contigs (see :func:`make_plan`)."""
+    """Plan and chunk dicts from a laid-out genome (see :func:`make_plan`)."""
     from . import __version__
 
     skipped = list(skipped)
-    skipped_regions, n_skipped_regions = [], 0
-    for lay in layouts:
-        rs, re_ = lay.skipped_runs
-        n_skipped_regions += rs.size
-        room = max(0, max_listed_skips - len(skipped_regions))
-        for a, b in zip(rs[:room].tolist(), re_[:room].tolist()):
-            skipped_regions.append({"contig": lay.name, "start": a, "end": b,
-                                    "reason": f"A/C/G/T run shorter than the minimum window {g.min_window_length}"})
-        if not lay.starts.size:
-            skipped.append({"name": lay.name, "length": lay.length,
-                            "reason": "no window fits (no A/C/G/T run as long as the minimum window)"
-                            if not g.allows_n else "sequence is all N"})
-    chunks = make_chunks(layouts, g, sizing)
+    listed = slice(0, max(0, max_listed_skips))
+    reason = f"A/C/G/T run shorter than the minimum window {g.min_window_length}"
+    skipped_regions = [{"contig": lay.names[c], "start": a, "end": b, "reason": reason}
+                       for c, a, b in zip(lay.skipped_contig[listed].tolist(), lay.skipped_starts[listed].tolist(),
+                                          lay.skipped_ends[listed].tolist())]
+    n_windows = np.diff(lay.offsets)
+    for c in np.flatnonzero(n_windows == 0).tolist():
+        skipped.append({"name": lay.names[c], "length": int(lay.contig_lengths[c]),
+                        "reason": "no window fits (no A/C/G/T run as long as the minimum window)"
+                        if not g.allows_n else "sequence is all N"})
+    chunks = make_chunks(lay, g, sizing)
     work = [ch["work_seconds"] for ch in chunks]
     plan = {
         "format": PLAN_FORMAT,
@@ -606,11 +681,11 @@ def build_plan(layouts: list[ContigLayout], g: Geometry, sizing: ChunkSizing, so
                                                      "median": round(float(np.median(work)) if work else 0.0, 1),
                                                      "max": round(max(work, default=0), 1)}},
         "n_chunks": len(chunks),
-        "n_windows": int(sum(lay.starts.size for lay in layouts)),
-        "contigs": _contig_table(layouts, g),
+        "n_windows": lay.n_windows,
+        "contigs": _contig_table(lay, g),
         "skipped_contigs": skipped,
         "skipped_regions": skipped_regions,
-        "n_skipped_regions": int(n_skipped_regions),
+        "n_skipped_regions": int(lay.skipped_starts.size),
         # everything left out, in one list (contigs and regions) for reports
         "skipped": [{"contig": c["name"], "length": c["length"], "reason": c["reason"]} for c in skipped]
                    + skipped_regions,
@@ -618,11 +693,12 @@ def build_plan(layouts: list[ContigLayout], g: Geometry, sizing: ChunkSizing, so
     }
     if layout_only:
         plan["layout_only"] = True
-    pid = plan_id(plan, chunks)
+    pid = plan_id(plan, layout_digest(lay, chunks))
     plan["plan_id"] = pid
+    geometry = g.to_json()
     for ch in chunks:
         ch.update({"format": CHUNK_FORMAT, "plan_id": pid, "n_chunks": len(chunks),
-                   "genome": plan["genome"], "geometry": g.to_json()})
+                   "genome": plan["genome"], "geometry": geometry})
         if layout_only:
             ch["layout_only"] = True
     return plan, chunks
@@ -651,12 +727,12 @@ def write_plan(outdir: str, plan: dict, chunks: list[dict], overwrite: bool = Fa
             stage_chunks(sequences_from, chunks, tmp)
         for ch in chunks:
             with open(os.path.join(tmp, chunk_filename(ch["chunk"])), "w") as fh:
-                json.dump(ch, fh, separators=(",", ":"))
+                fh.write(json.dumps(ch, separators=(",", ":")))  # dumps: C encoder, unlike dump
         with atomic_path(os.path.join(outdir, "plan.json"), overwrite=overwrite) as ptmp:
             with open(ptmp, "w") as fh:
-                # indented for people unless it is large (10^5 scaffolds)
-                json.dump(plan, fh, indent=1 if len(plan["contigs"]) <= 1000 else None,
-                          separators=None if len(plan["contigs"]) <= 1000 else (",", ":"))
+                # indented for people unless it is large (10^5 scaffolds: compact, C encoder)
+                small = len(plan["contigs"]) <= 1000
+                fh.write(json.dumps(plan, indent=1) if small else json.dumps(plan, separators=(",", ":")))
     log.info("plan: %d contigs, %d windows, %d chunks (about %.0f s of model time each, estimated) -> %s",
              len(plan["contigs"]), plan["n_windows"], len(chunks),
              plan["chunking"]["estimated_seconds_per_chunk"]["median"], outdir)
