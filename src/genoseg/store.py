@@ -245,7 +245,7 @@ def _footer(path: str) -> tuple[dict, "pq.FileMetaData"]:
         raise GenosegError(f"{path}: not a readable Parquet file ({exc})") from None
     kv = md.metadata or {}
     if META_KEY not in kv:
-        raise GenosegError(f"{path}: not a complete genoseg predictions file (no 'genoseg' footer metadata)")
+        raise GenosegError(f"{path}: incomplete, or not a genoseg predictions file (no 'genoseg' footer metadata)")
     try:
         return json.loads(kv[META_KEY]), md
     except ValueError:
