@@ -181,7 +181,7 @@ def geometry_from_model(model, window_length: Optional[int] = None,
     multiple = int(getattr(model, "length_multiple", table.get("length_multiple", 1)))
     L = _check_window_length(window_length, model.window_length, multiple)
     allows_n = bool(getattr(model, "allows_n", table.get("allows_n", not backbone.startswith("segment_nt"))))
-    _check_overlap(overlap)
+    check_overlap(overlap)
     lengths = _lengths_for(not allows_n, L, multiple)
     spans = {n: tuple(int(x) for x in model.output_span(n)) for n in lengths}
     return _checked(Geometry(backbone, L, multiple, allows_n, lengths, spans, float(overlap)))
@@ -191,7 +191,7 @@ def geometry_for(backbone: Optional[str], model_dir: Optional[str] = None,
                  window_length: Optional[int] = None, overlap: float = DEFAULT_OVERLAP) -> Geometry:
     """Geometry from the per-backbone table, refined by the model directory's small
     config files (``config.json``, ``jax_model/hyperparams.json``) — never its weights."""
-    _check_overlap(overlap)
+    check_overlap(overlap)
     cfg: dict = {}
     if model_dir is not None:
         from .models import detect_backbone, read_config_json
@@ -230,7 +230,7 @@ def geometry_for(backbone: Optional[str], model_dir: Optional[str] = None,
     return _checked(Geometry(backbone, L, m, bool(t["allows_n"]), lengths, spans, float(overlap)))
 
 
-def _check_overlap(overlap: float) -> None:
+def check_overlap(overlap: float) -> None:
     if not (0.0 <= overlap <= MAX_OVERLAP):  # also refuses NaN
         raise GenosegError(
             f"--overlap {overlap}: must be between 0 and {MAX_OVERLAP} (the share of a window's output "
@@ -238,7 +238,7 @@ def _check_overlap(overlap: float) -> None:
 
 
 def _checked(g: Geometry) -> Geometry:
-    _check_overlap(g.overlap)
+    check_overlap(g.overlap)
     for n, (s, e) in g.spans.items():
         if not 0 <= s < e <= n:
             raise GenosegError(f"{g.backbone}: bad output span {(s, e)} for length {n}")
@@ -289,8 +289,22 @@ class ChunkSizing:
             v = getattr(self, name)
             integer = name in ("windows_per_chunk", "target_chunks")
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0) or (integer and int(v) != v):
-                kind = "whole number" if integer else "number of seconds"
-                raise GenosegError(f"--{name.replace('_', '-')} {v}: must be a positive {kind}")
+                kind = "a whole number, at least 1" if integer else "a positive number of seconds"
+                raise GenosegError(f"--{name.replace('_', '-')} {v}: must be {kind}")
+
+    @classmethod
+    def from_options(cls, windows_per_chunk: Optional[int] = None, chunk_seconds: Optional[float] = None,
+                     target_chunks: Optional[int] = None, seconds_per_window: Optional[float] = None,
+                     default: str = "chunk_seconds") -> "ChunkSizing":
+        """The sizing of command-line options; when none of the three sizes is given,
+        ``default`` (``"chunk_seconds"``, plan's, or ``"windows_per_chunk"``, annotate's)
+        with its default value."""
+        if windows_per_chunk is None and chunk_seconds is None and target_chunks is None:
+            if default == "chunk_seconds":
+                chunk_seconds = DEFAULT_CHUNK_SECONDS
+            else:
+                windows_per_chunk = DEFAULT_WINDOWS_PER_CHUNK
+        return cls(windows_per_chunk, chunk_seconds, target_chunks, seconds_per_window)
 
     @classmethod
     def of(cls, value: Union[int, "ChunkSizing"]) -> "ChunkSizing":

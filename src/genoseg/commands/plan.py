@@ -50,18 +50,13 @@ def add_plan_options(p, with_model: bool = True, default_sizing: str = "chunk-se
                         "H100 float32 estimate, e.g. 0.1 for SegmentNT at 30 kb)")
 
 
-def chunk_sizing(args: argparse.Namespace, default: str = "chunk-seconds"):
-    """The :class:`~genoseg.windows.ChunkSizing` of the parsed options; when no size
-    option is given, ``default`` (``"chunk-seconds"`` or ``"windows-per-chunk"``)
-    with its default value."""
-    from ..windows import DEFAULT_CHUNK_SECONDS, DEFAULT_WINDOWS_PER_CHUNK, ChunkSizing
+def chunk_sizing(args: argparse.Namespace):
+    """The :class:`~genoseg.windows.ChunkSizing` of the parsed options (plan's default:
+    --chunk-seconds)."""
+    from ..windows import ChunkSizing
 
-    given = dict(windows_per_chunk=args.windows_per_chunk, chunk_seconds=args.chunk_seconds,
-                 target_chunks=args.target_chunks)
-    if all(v is None for v in given.values()):
-        given = ({"chunk_seconds": DEFAULT_CHUNK_SECONDS} if default == "chunk-seconds"
-                 else {"windows_per_chunk": DEFAULT_WINDOWS_PER_CHUNK})
-    return ChunkSizing(**given, seconds_per_window=args.seconds_per_window)
+    return ChunkSizing.from_options(args.windows_per_chunk, args.chunk_seconds, args.target_chunks,
+                                    args.seconds_per_window)
 
 
 def register(sub) -> None:
