@@ -825,3 +825,21 @@ def test_schema_passes_the_nf_core_schema_lint_rules(configs):
                 assert isinstance(value, str) and value not in ("true", "false", ""), p
     for d in schema["$defs"].values():
         assert not any(v.get("type") == "object" for v in d["properties"].values()), "object params belong in defaultIgnoreParams"
+
+
+def test_nf_tests_assert_the_version_value(genome):
+    """The nf-test versions assertions accept a real versions.yml and reject one written
+    where genoseg is missing (the key `genoseg:` is there either way)."""
+    sim, _ = genome
+    real = (sim / "versions.yml").read_text()
+    missing = real.replace(re.search(r"genoseg: (.*)", real).group(1), "bash: line 1: genoseg: command not found")
+    empty = re.sub(r"genoseg: .*", "genoseg: ", real)
+    specs = sorted(ROOT.glob("modules/local/*/tests/main.nf.test")) + [ROOT / "tests/main.nf.test"]
+    for spec in specs:
+        text = spec.read_text()
+        assert 'contains("genoseg:")' not in text, spec
+        found = re.findall(r"versions.*?=~ /(.+?)/ }", text)
+        assert found, f"{spec}: no versions value assertion"
+        for pattern in found:
+            rx = re.compile(pattern)
+            assert rx.search(real) and not rx.search(missing) and not rx.search(empty), (spec, pattern)
