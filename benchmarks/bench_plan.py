@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backbone", default="segment_nt")
     ap.add_argument("--window-length", type=int, default=1536)
     ap.add_argument("--stage", action="store_true", help="also stage each chunk's sequence")
+    ap.add_argument("--target-chunks", type=int, default=None, help="default: genoseg plan's --chunk-seconds")
+    ap.add_argument("--windows-per-chunk", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -71,7 +73,8 @@ def main(argv=None) -> int:
             out = os.path.join(tmp, f"plan{r}")
             kw = {"stage_sequences": True} if args.stage else {}
             t0 = time.perf_counter()
-            plan, chunks = windows.make_plan(fa, g, out, **kw)
+            sizing = windows.ChunkSizing.from_options(args.windows_per_chunk, target_chunks=args.target_chunks)
+            plan, chunks = windows.make_plan(fa, g, out, sizing, **kw)
             times.append(time.perf_counter() - t0)
         res = {"scaffolds": args.scaffolds, "bases": bases, "generate_s": round(gen_s, 2),
                "plan_s": round(statistics.median(times), 2),
@@ -79,7 +82,13 @@ def main(argv=None) -> int:
                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                "windows": plan["n_windows"], "chunks": plan["n_chunks"],
                "plan_json_bytes": os.path.getsize(os.path.join(out, "plan.json")),
-               "chunks_dir_bytes": dir_bytes(os.path.join(out, "chunks"))}
+               "chunks_dir_bytes": dir_bytes(os.path.join(out, "chunks")),
+               "fasta_bytes": os.path.getsize(fa)}
+        if args.stage:
+            staged = [os.path.join(out, "chunks", ch["sequence_file"]) for ch in chunks]
+            res["staged_bytes"] = sum(os.path.getsize(f) for f in staged)
+            res["staged_bytes_per_base"] = round(res["staged_bytes"] / bases, 3)
+            res["staged_bases"] = sum(p["reads"][1] - p["reads"][0] for ch in chunks for p in ch["parts"])
     print(json.dumps(res) if args.json else "\n".join(f"{k:>18}: {v}" for k, v in res.items()))
     return 0
 
