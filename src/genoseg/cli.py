@@ -3,21 +3,29 @@
 Each subcommand lives in ``genoseg.commands.<name>`` and provides
 ``register(subparsers)`` (adds its parser, with ``func`` set to its runner) so that this
 file only lists them. A :class:`~genoseg.errors.GenosegError` or ``ValueError`` from a
-runner is a user error: one line on stderr, exit status 2 (traceback with ``--debug``).
+runner is a user error: one line on stderr, exit status 2 (traceback with ``--debug``);
+so are file-system errors a user fixes (permissions, a file where a directory belongs, a
+full disk). SIGINT / SIGTERM end a command with status 130 / 143 (see
+:mod:`genoseg.signals`).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from typing import Optional, Sequence
 
-from . import __version__
+from . import __version__, signals
 from .errors import GenosegError
 
 log = logging.getLogger("genoseg")
+
+#: OSErrors that are the user's to fix (one line, exit status 2), not bugs.
+USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 
 # Order is the order shown in --help.
 COMMANDS = (
@@ -63,6 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     # JAX logs its search for TPU/GPU backends at INFO; that is noise for users.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    previous = signals.install()
     try:
         return int(args.func(args) or 0)
     except (GenosegError, ValueError, FileNotFoundError) as exc:
@@ -70,9 +79,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"genoseg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # the user's file system: permissions, a file where a directory should be, a full disk
+        if args.debug or exc.errno not in USER_OS_ERRORS:
+            raise
+        print(f"genoseg {args.command}: error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except signals.Interrupted as exc:
+        print(f"genoseg {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
-        print("genoseg: interrupted", file=sys.stderr)
+        print(f"genoseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signals.restore(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,14 @@ from __future__ import annotations
 import argparse
 
 
+def add_index_options(p) -> None:
+    """``--fai``/``--gzi``: a FASTA index kept elsewhere (read-only reference directories)."""
+    p.add_argument("--fai", default=None,
+                   help="the FASTA's .fai index, when it is not beside the FASTA (default: FASTA.fai; built when "
+                        "missing, beside the FASTA or, in a read-only directory, in the output's work area)")
+    p.add_argument("--gzi", default=None, help="the .gzi index of a bgzipped FASTA given with --fai")
+
+
 def add_plan_options(p, with_model: bool = True) -> None:
     g = p.add_argument_group("layout")
     if with_model:
