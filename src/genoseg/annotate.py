@@ -126,6 +126,7 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
     report). Returns the timings dict (also in ``timings.json``)."""
     o = options if options is not None else AnnotateOptions()
     outdir = os.fspath(outdir)
+    _import_steps()
     timings = _Timings()
     check_writable_dir(outdir, "--outdir")
     truth = _read_truth(o.truth) if o.truth is not None and o.downstream else None
@@ -138,25 +139,39 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
     work = WorkDir(outdir, backbone)
     with work.session(fresh=o.overwrite or not o.resume):
         if model is None or isinstance(model, (str, os.PathLike)):
-            t0 = time.perf_counter()
             from .models import load_model
 
-            with signals.deferred():  # a signal during XLA/JAX start-up is raised after it
-                model = load_model(model_dir, backbone=o.backbone, compute_dtype=o.compute_dtype)
+            t0 = time.perf_counter()  # (JAX start-up and compiles: a signal waits, see genoseg.signals)
+            model = load_model(model_dir, backbone=o.backbone, compute_dtype=o.compute_dtype)
             timings.add("load_model", t0)
-        plan, chunks = _plan(fasta, model, model_dir, work, o, timings)
-        if truth is not None:
-            _check_truth_contigs(o.truth, truth, plan)
+            signals.check()
+        with signals.immediate():
+            plan, chunks = _plan(fasta, model, model_dir, work, o, timings)
+            if truth is not None:
+                _check_truth_contigs(o.truth, truth, plan)
         work.claim(_run_key(plan, model, model_dir, o))
-        files = _predict(fasta, model, plan, chunks, work, o, timings)
+        files = _predict(fasta, model, plan, chunks, work, o, timings)  # stops between batches
         stage = work.stage_dir(backbone)
-        _collect(plan, files, stage, timings)
-        if o.downstream:
-            _downstream(stage, bdir, plan, timings, o.truth)
-        with signals.deferred(check_at_end=False):  # all outputs move, or none
-            publish(stage, bdir, os.path.join(work.path, "old"))
+        with signals.immediate():
+            _collect(plan, files, stage, timings)
+            if o.downstream:
+                _downstream(stage, bdir, plan, timings, o.truth)
+        # (a signal now waits: all outputs move into place, or none; then the run is done)
+        publish(stage, bdir, os.path.join(work.path, "old"))
         work.done()
     return timings.as_dict()
+
+
+def _import_steps() -> None:
+    """Import what every step uses now, while a signal is only recorded: an exception
+    raised inside a C extension's initialisation can crash the interpreter, and later
+    steps raise signals at once (:func:`genoseg.signals.immediate`)."""
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import pyBigWig  # noqa: F401
+    import pysam  # noqa: F401
+
+    from . import calls, evaluate, fasta, models, predict, report, store, tracks, windows  # noqa: F401
 
 
 class _Timings:
@@ -244,7 +259,6 @@ def _plan(fasta: str, model, model_dir, work: "WorkDir", o: AnnotateOptions, tim
                                  o.contig_regex, o.min_contig_length, True, model_dir)
     total = sum(c["length"] for c in plan["contigs"])
     timings.add("plan", t0, total, windows=plan["n_windows"], chunks=plan["n_chunks"])
-    signals.check()
     return plan, chunks
 
 
@@ -264,8 +278,7 @@ def _predict(fasta: str, model, plan: dict, chunks: list, work: "WorkDir", o: An
     done_bases = 0
     progress = _Progress("predict")
     try:
-        with Fasta(fasta, check_duplicates=False, fai=o.fai, gzi=o.gzi, index_dir=work.path) as fa, \
-                signals.deferred():
+        with Fasta(fasta, check_duplicates=False, fai=o.fai, gzi=o.gzi, index_dir=work.path) as fa:
             for i, (ch, f) in enumerate(zip(chunks, files)):
                 if ch["chunk"] not in reuse:
                     predict_chunk(model, fa, ch, f, batch_size=o.batch_size,
@@ -288,7 +301,6 @@ def _collect(plan: dict, files: list[str], stage: str, timings: _Timings) -> Non
     with atomic_path(os.path.join(stage, "plan.json"), overwrite=True) as tmp, open(tmp, "w") as fh:
         json.dump(plan, fh, indent=1)
     timings.add("collect", t0, sum(c["length"] for c in plan["contigs"]))
-    signals.check()
 
 
 def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, truth: Optional[str]) -> None:
@@ -301,12 +313,11 @@ def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, truth: Opt
     t0 = time.perf_counter()
     calls.call_dataset(os.path.join(stage, "predictions"), os.path.join(stage, "calls"), overwrite=True,
                        chrom_sizes=sizes)
+    _name_final_dataset(os.path.join(stage, "calls", "summary.json"), os.path.join(bdir, "predictions"))
     timings.add("call", t0)
-    signals.check()
     t0 = time.perf_counter()
     tracks.write_tracks(os.path.join(stage, "predictions"), os.path.join(stage, "tracks"), sizes, overwrite=True)
     timings.add("tracks", t0)
-    signals.check()
     evaluation = None
     if truth is not None:
         t0 = time.perf_counter()
@@ -321,6 +332,16 @@ def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, truth: Opt
     timings.add("report", t0)
     with atomic_path(os.path.join(stage, "timings.json"), overwrite=True) as tmp, open(tmp, "w") as fh:
         json.dump(timings.as_dict(), fh, indent=1)
+
+
+def _name_final_dataset(summary: str, dataset: str) -> None:
+    """The calls summary names the dataset it was made from: the final one, not the stage."""
+    if os.path.isfile(summary):
+        with open(summary) as fh:
+            d = json.load(fh)
+        d["dataset"] = os.path.abspath(dataset)
+        with atomic_path(summary, overwrite=True) as tmp, open(tmp, "w") as fh:
+            json.dump(d, fh, indent=1)
 
 
 def publish(stage: str, bdir: str, old: str) -> None:

@@ -164,7 +164,11 @@ class Fasta:
         try:
             verify_index(self.path, self.fai, self.gzi, records, origin == "given")
         except GenosegError:
+            self.close()
             if origin == "built":  # faidx accepted a layout it reads wrongly (e.g. spaces)
+                for p in (self.fai, self.gzi):
+                    if p and os.path.isfile(p):
+                        os.remove(p)
                 check_layout(self.path)
             raise
         lengths = {r[0]: r[1] for r in records}
@@ -373,17 +377,14 @@ def verify_index(path: str, fai: str, gzi: Optional[str], records: list, given: 
     fix = ("rebuild it (`samtools faidx {0} --fai-idx {1}`) or leave out --fai" if given else FAI_FIX).format(path, fai)
     raw = _Bytes(path, gzi)
     try:
-        starts = []
-        for name, length, offset, lb, lw in records:
-            hs = _header_start(raw, offset)
-            line = raw.read(hs, offset - hs).rstrip(b"\r\n")
+        starts = [_header_start(raw, r[2]) for r in records]
+        for k, (name, length, offset, lb, lw) in enumerate(records):
+            line = raw.read(starts[k], offset - starts[k]).rstrip(b"\r\n")
             words = line[1:].split(None, 1) if line.startswith(b">") else []
             if not words or words[0].decode("utf-8", "replace") != name:
                 got = line[:60].decode("utf-8", "replace") if line else "no header line"
                 raise GenosegError(f"{path}: its index {fai} does not match it: the index puts contig {name!r} "
                                    f"at byte {offset}, the file has {got!r} there; {fix}")
-            starts.append(hs)
-        for k, (name, length, offset, lb, lw) in enumerate(records):
             nxt = starts[k + 1] if k + 1 < len(records) else raw.size
             _check_record_end(raw, path, fai, name, length, offset, lb, lw, nxt, fix)
     finally:

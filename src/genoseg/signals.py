@@ -1,12 +1,15 @@
 """Orderly ends on SIGTERM (what Slurm and Nextflow send at a time limit) and SIGINT.
 
-The CLI calls :func:`install`; a signal then raises :class:`Interrupted` in the main
-thread, so every ``finally`` and every temporary-file cleanup runs and the command exits
-with ``128 + signal`` (130 for SIGINT, 143 for SIGTERM). Inside a :func:`deferred`
-block (device work in flight: prediction) the first signal is only recorded and
-:func:`check`, called between batches, raises it: the batch on the device finishes,
-nothing is torn down under XLA's threads, and the run stops within one batch. A second
-signal raises at once. Without :func:`install` (library use) nothing changes.
+The CLI calls :func:`install`. From then on a signal is first only *recorded*: raising
+an exception at an arbitrary point can crash the interpreter when that point is inside
+a C extension (seen: a Ctrl-C while jaxlib initialises segfaults) or leave XLA work
+half torn down. The recorded signal is raised as :class:`Interrupted` by :func:`check`,
+which long-running steps call at safe points (between prediction batches and chunks,
+between annotate's steps), and at once inside :func:`immediate` blocks (steps that are
+plain Python/numpy work with their imports done). A second signal raises at once
+anywhere. The main thread then unwinds: every ``finally`` and temporary-file cleanup
+runs, and the CLI exits with ``128 + signal`` (130 for SIGINT, 143 for SIGTERM).
+Without :func:`install` (library use) nothing changes.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ log = logging.getLogger(__name__)
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 _pending: Optional[int] = None
-_deferred = 0
+_immediate = 0
 
 
 class Interrupted(BaseException):
@@ -40,47 +43,47 @@ class Interrupted(BaseException):
 def _handler(signum, frame) -> None:
     global _pending
     first = _pending is None
-    # Recorded in any case: library code that swallows the exception raised below
-    # (some imports catch BaseException) cannot lose the signal; the next check raises it.
+    # Recorded in any case, so that library code that swallows the exception raised
+    # below (some imports catch BaseException) cannot lose the signal.
     _pending = signum
-    if _deferred and first:
-        log.warning("%s received: stopping after the work in flight (send it again to stop at once)",
+    if first and not _immediate:
+        log.warning("%s received: stopping at the next safe point (send it again to stop at once)",
                     signal.Signals(signum).name)
         return
     raise Interrupted(signum)
 
 
 def install() -> dict:
-    """Route SIGINT and SIGTERM to :class:`Interrupted`; returns the previous handlers
-    for :func:`restore`. A no-op off the main thread (Python runs handlers there only)."""
-    global _pending
+    """Record SIGINT and SIGTERM (see the module docstring); returns the previous
+    handlers for :func:`restore`. A no-op off the main thread."""
+    global _pending, _immediate
     if threading.current_thread() is not threading.main_thread():
         return {}
-    _pending = None
+    _pending, _immediate = None, 0
     return {s: signal.signal(s, _handler) for s in HANDLED}
 
 
 def restore(previous: dict) -> None:
+    global _pending
     for s, h in previous.items():
         signal.signal(s, h)
+    _pending = None
 
 
 @contextlib.contextmanager
-def deferred(check_at_end: bool = True) -> Iterator[None]:
-    """Record signals instead of raising them; :func:`check` raises them (and so does
-    the end of the block, unless ``check_at_end`` is false: then the next check does)."""
-    global _deferred
-    _deferred += 1
+def immediate() -> Iterator[None]:
+    """A block in which a signal raises at once (import what it needs before)."""
+    global _immediate
+    check()
+    _immediate += 1
     try:
         yield
     finally:
-        _deferred -= 1
-    if check_at_end:
-        check()
+        _immediate -= 1
 
 
 def check() -> None:
-    """Raise :class:`Interrupted` if a signal arrived and has not been raised yet."""
+    """Raise :class:`Interrupted` if a signal was recorded and not raised yet."""
     global _pending
     if _pending is not None:
         signum, _pending = _pending, None
