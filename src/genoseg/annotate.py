@@ -13,7 +13,7 @@ Order of work (so that bad input costs nothing):
 2. chunks are predicted into the work directory ``OUTDIR/.genoseg-work-<backbone>/``
    (one per output directory and backbone, locked while a run uses it). Each chunk file
    appears only when complete; a rerun of the same command after a kill reuses the chunk
-   files that belong to its plan and settings (:func:`chunk_file_ok`) and computes the
+   files that belong to its plan and settings (:func:`genoseg.store.chunk_file_ok`) and computes the
    rest, so the result is the same, bit for bit, as an uninterrupted run;
 3. every output is written into ``WORK/stage/`` and moved into ``OUTDIR/<backbone>/``
    only when all are complete; with ``overwrite`` the previous run's outputs are
@@ -359,19 +359,6 @@ def publish(stage: str, bdir: str, old: str) -> None:
 
 
 # --------------------------------------------------------------------- work directory
-def chunk_file_ok(path: str, plan_id: str, chunk: dict) -> bool:
-    """Is ``path`` a complete chunk file of chunk ``chunk`` of plan ``plan_id``? Reads
-    only the Parquet footer. (Chunk files are renamed into place when complete, so a
-    readable footer with the right plan and chunk number is a finished chunk.)"""
-    from .store import file_metadata
-
-    try:
-        meta = file_metadata(path)
-    except (GenosegError, OSError):
-        return False
-    return meta.get("plan_id") == plan_id and meta.get("chunk") == chunk["chunk"]
-
-
 def _run_key(plan: dict, model, model_dir: Optional[str], o: AnnotateOptions) -> dict:
     """What the chunk files depend on besides the plan: a rerun with other settings or
     another model must not reuse them."""
@@ -466,13 +453,16 @@ class WorkDir:
             json.dump(key, fh, indent=1)
 
     def reusable_chunks(self, plan_id: str, chunks: list[dict]) -> set[int]:
-        """Chunk numbers whose file is complete and of this plan; any other file in
-        ``chunks/`` (partial, another plan, not a chunk) is removed."""
+        """Chunk numbers whose file is complete and of this plan
+        (:func:`genoseg.store.chunk_file_ok`, footer only); any other file in ``chunks/``
+        (partial, another plan, not a chunk) is removed."""
+        from .store import chunk_file_ok
+
         wanted = {os.path.basename(self.chunk_file(ch["chunk"])): ch for ch in chunks}
         ok = set()
         for name in os.listdir(self.chunks):
             ch = wanted.get(name)
-            if ch is not None and chunk_file_ok(os.path.join(self.chunks, name), plan_id, ch):
+            if ch is not None and chunk_file_ok(os.path.join(self.chunks, name), plan_id, ch["chunk"]):
                 ok.add(ch["chunk"])
             else:
                 path = os.path.join(self.chunks, name)
