@@ -61,16 +61,13 @@ def stage_chunk(fa, chunk: dict, path: str) -> None:
     pysam.faidx(path)
 
 
-def stage_chunks(fasta_path: str, chunks: list[dict], outdir: str) -> None:
-    """Stage every chunk's sequence into ``outdir`` and name it in the chunk
-    (``"sequence_file"``: the file name, no directory)."""
-    from .fasta import Fasta
-
-    with Fasta(fasta_path, check_duplicates=False) as fa:
-        for ch in chunks:
-            name = sequence_filename(ch["chunk"])
-            stage_chunk(fa, ch, os.path.join(outdir, name))
-            ch["sequence_file"] = name
+def stage_chunks(fa, chunks: list[dict], outdir: str) -> None:
+    """Stage every chunk's sequence from ``fa`` (an open :class:`genoseg.fasta.Fasta`)
+    into ``outdir`` and name it in the chunk (``"sequence_file"``: no directory)."""
+    for ch in chunks:
+        name = sequence_filename(ch["chunk"])
+        stage_chunk(fa, ch, os.path.join(outdir, name))
+        ch["sequence_file"] = name
 
 
 class ChunkSequence:

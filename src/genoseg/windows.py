@@ -46,6 +46,8 @@ it). ``plan.json`` and the chunk files hold no absolute paths.
 
 from __future__ import annotations
 
+import contextlib
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -566,8 +568,7 @@ def fasta_source(fa) -> dict:
     """How a plan records its FASTA: file name and size (for people) and its identity,
     the MD5 of the ``.fai`` index (every record's name, length and line layout: cheap
     and changes with any record). Never a directory."""
-    index = getattr(fa, "index_path", None) or fa.path + ".fai"
-    with open(index, "rb") as fh:
+    with open(fa.fai, "rb") as fh:
         md5 = hashlib.md5(fh.read()).hexdigest()
     return {"name": os.path.basename(fa.path), "bytes": os.path.getsize(fa.path),
             "identity": f"fai-md5:{md5}"}
@@ -579,12 +580,13 @@ def lengths_source(records: list[tuple[str, int]]) -> dict:
     return {"name": None, "bytes": None, "identity": f"lengths-md5:{md5}"}
 
 
-def make_plan(fasta_path: str, g: Geometry, outdir: Optional[str],
+def make_plan(fasta_path, g: Geometry, outdir: Optional[str],
               sizing: Union[int, ChunkSizing] = DEFAULT_WINDOWS_PER_CHUNK,
               contigs: Optional[list[str]] = None, contig_regex: Optional[str] = None,
               min_contig_length: int = 1, overwrite: bool = False, model_dir: Optional[str] = None,
               max_listed_skips: int = 1000, *, stage_sequences: bool = False) -> tuple[dict, list[dict]]:
-    """Validate the FASTA, lay out windows and cut chunks.
+    """Validate the FASTA (a path or an open :class:`genoseg.fasta.Fasta`), lay out
+    windows and cut chunks.
 
     ``sizing``: a :class:`ChunkSizing` or a number of windows per chunk. Writes
     ``outdir/plan.json`` and ``outdir/chunks/chunk_NNNNN.json`` (atomically; refuses to
@@ -597,32 +599,20 @@ def make_plan(fasta_path: str, g: Geometry, outdir: Optional[str],
     sizing = ChunkSizing.of(sizing)
     if outdir is not None:
         check_plan_absent(outdir, overwrite)
-    with Fasta(fasta_path) as fa:
-        used, skipped = select_contigs(_records(fa), contigs, contig_regex, min_contig_length, fa.path)
+    # a path, or an open Fasta whose index the caller chose (--fai, read-only directories)
+    with contextlib.nullcontext(fasta_path) if isinstance(fasta_path, Fasta) else Fasta(fasta_path) as fa:
+        used, skipped = select_contigs(fa.contigs, contigs, contig_regex, min_contig_length, fa.path)
         if not used:
             raise GenosegError(f"{fa.path}: no contigs selected ({len(skipped)} left out; see --contigs, "
                                "--contig-regex, --min-contig-length)")
         runs = scan_contigs(fa, [c.name for c in used])
-        source = fasta_source(fa)
-    lay = layout_genome([c.name for c in used], [c.length for c in used], runs, g)
-    selection = {"contigs": contigs, "contig_regex": contig_regex, "min_contig_length": min_contig_length}
-    plan, chunks = build_plan(lay, g, sizing, source, selection, skipped, max_listed_skips)
-    plan["model"] = os.path.basename(os.path.normpath(model_dir)) if model_dir else None
-    if outdir is not None:
-        write_plan(outdir, plan, chunks, overwrite, sequences_from=fasta_path if stage_sequences else None)
+        lay = layout_genome([c.name for c in used], [c.length for c in used], runs, g)
+        selection = {"contigs": contigs, "contig_regex": contig_regex, "min_contig_length": min_contig_length}
+        plan, chunks = build_plan(lay, g, sizing, fasta_source(fa), selection, skipped, max_listed_skips)
+        plan["model"] = os.path.basename(os.path.normpath(model_dir)) if model_dir else None
+        if outdir is not None:
+            write_plan(outdir, plan, chunks, overwrite, sequences_from=fa if stage_sequences else None)
     return plan, chunks
-
-
-def _records(fa) -> list:
-    """Every record of the FASTA in file order, empty ones (which the index leaves out)
-    with length 0 so that the plan lists them as skipped."""
-    from .fasta import Contig
-
-    names = getattr(fa, "record_names", None)
-    if not names:
-        return list(fa.contigs)
-    lengths = {c.name: c.length for c in fa.contigs}
-    return [Contig(n, lengths.get(n, 0)) for n in names]
 
 
 def plan_from_lengths(records: Iterable[tuple[str, int]], g: Geometry,
@@ -726,9 +716,9 @@ def check_plan_absent(outdir: str, overwrite: bool) -> None:
 
 
 def write_plan(outdir: str, plan: dict, chunks: list[dict], overwrite: bool = False,
-               sequences_from: Optional[str] = None) -> None:
+               sequences_from=None) -> None:
     """Write ``outdir/chunks/`` then ``outdir/plan.json``, each atomically; with
-    ``sequences_from`` (the FASTA) also each chunk's sequence beside its JSON
+    ``sequences_from`` (an open :class:`genoseg.fasta.Fasta`) also each chunk's sequence beside its JSON
     (:func:`genoseg.staging.stage_chunk`)."""
     from .outputs import atomic_path
 

@@ -10,6 +10,8 @@ import argparse
 import logging
 import sys
 
+from .plan import add_index_options
+
 log = logging.getLogger(__name__)
 
 EXIT_DEVICE_OOM = 75
@@ -21,6 +23,7 @@ def register(sub) -> None:
     src.add_argument("--fasta", help="the FASTA the plan was made from")
     src.add_argument("--sequence", help="instead of --fasta: the chunk's own sequence, chunks/chunk_NNNNN.fa.gz "
                                         "written by `genoseg plan --stage-sequences` (.fai/.gzi beside it)")
+    add_index_options(p)
     p.add_argument("--model", required=True, help="model directory (published jax_model/ layout)")
     p.add_argument("--chunk", required=True, help="chunk file (PLAN/chunks/chunk_NNNNN.json)")
     p.add_argument("--out", required=True, help="output Parquet file")
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     chunk = read_chunk(args.chunk)
     model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)
     try:
-        source = ChunkSequence(args.sequence, chunk) if args.sequence else Fasta(args.fasta, check_duplicates=False)
+        source = (ChunkSequence(args.sequence, chunk) if args.sequence
+                  else Fasta(args.fasta, check_duplicates=False, fai=args.fai, gzi=args.gzi))
         with source as fa:
             predict_chunk(model, fa, chunk, args.out, batch_size=args.batch_size,
                           reverse_complement=args.reverse_complement, overwrite=args.overwrite)
