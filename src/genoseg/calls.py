@@ -269,21 +269,20 @@ class SegmentStream:
         flat, rs, re, w1 = self._runs(vals, newblock)
         counts = np.diff(np.searchsorted(rs, np.arange(self.F + 1) * w1))
         f = np.repeat(np.arange(self.F), counts)
+        idx = np.empty(2 * rs.size, np.int64)
+        idx[0::2], idx[1::2] = rs, re
+        vmax = np.maximum.reduceat(flat, idx)[0::2] if rs.size else np.zeros(0, self.vdtype)
+        # only runs with a strong base, the runs left open at the end and those that may
+        # continue the open run matter
         i0, i1 = rs - f * w1, re - f * w1
+        need = np.flatnonzero((vmax >= self.hi[f]) | (i1 == n) | (i0 == 0))
+        rs, re, f, i0, i1, vmax = rs[need], re[need], f[need], i0[need], i1[need], vmax[need]
         idx = np.empty(2 * rs.size, np.int64)
         idx[0::2], idx[1::2] = rs, re
         runs = {"f": f, "cid": cid[i0].astype(np.int32), "start": pos[i0], "end": pos[i1 - 1] + 1,
-                "vmax": np.maximum.reduceat(flat, idx)[0::2] if rs.size else np.zeros(0, self.vdtype),
-                "n": i1 - i0, "blk": blocks[i0]}
-        # sums only where needed: runs with a strong base, and runs left open at the end
+                "vmax": vmax, "n": i1 - i0, "blk": blocks[i0],
+                "vsum": np.add.reduceat(flat, idx, dtype=self.sdtype)[0::2] if rs.size else np.zeros(0, self.sdtype)}
         at_end = i1 == n
-        need = np.flatnonzero((runs["vmax"] >= self.hi[f]) | at_end | (i0 == 0))
-        vsum = np.zeros(rs.size, self.sdtype)
-        if need.size:
-            sidx = np.empty(2 * need.size, np.int64)
-            sidx[0::2], sidx[1::2] = rs[need], re[need]
-            vsum[need] = np.add.reduceat(flat, sidx, dtype=self.sdtype)[0::2]
-        runs["vsum"] = vsum
         # the open run of a feature continues into this batch's first run
         opened = self.open
         closed_open = np.ones(opened["f"].size, bool)

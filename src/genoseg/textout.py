@@ -23,7 +23,7 @@ from .errors import GenosegError
 SEG_DTYPE = np.dtype([("cid", "<i4"), ("start", "<i8"), ("end", "<i8"), ("qsum", "<i8"), ("n", "<i8"),
                       ("qmax", "u1")])
 
-BLOCK = 1 << 20  # records per formatted block
+BLOCK = 1 << 18  # records per formatted block
 
 #: BGZF compression level of the calls BED files (level 1: ~4x faster than bgzip's
 #: default 6 for ~20 % larger files; calls files are small except on noise).
@@ -127,10 +127,11 @@ def write_bed_gz(seg_path: str, out_path: str, names: pa.Array, feature: str) ->
 def merged_order(seg_paths: Sequence[str], block: int = BLOCK) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """K-way merge of per-feature segment files by (contig, start), ties in feature order.
 
-    Yields blocks ``(records, feature index, 1-based number within its feature)``.
-    Memory: one block per feature.
+    Yields blocks ``(records, feature index, 1-based number within its feature)`` of at
+    most ``block`` records (memory: that block).
     """
     recs = [read_segments(p) for p in seg_paths]
+    block = max(1024, block // max(1, len(recs)))
     cur = [0] * len(recs)
     key = lambda r: (r["cid"].astype(np.int64) << 40) | r["start"]  # noqa: E731  start < 2^40
     while True:
