@@ -21,6 +21,7 @@ import time
 from typing import Optional
 
 from .errors import GenosegError
+from .parallel import check_threads
 from .outputs import atomic_path
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,11 @@ class AnnotateOptions:
     truth: Optional[str] = None
     overwrite: bool = False
     downstream: bool = True
+    threads: Optional[int] = None  # worker processes for call and tracks; None: the task's cores
 
     def __post_init__(self):
+        if self.threads is not None:
+            check_threads(self.threads)
         if self.contigs is not None:
             object.__setattr__(self, "contigs", tuple(self.contigs))
         if self.window_length is not None and self.window_length <= 0:
@@ -164,7 +168,7 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
         step("collect", t0, total_bases)
 
         if o.downstream:
-            _downstream(bdir, ds, plan, timings, step, o.overwrite, o.truth)
+            _downstream(bdir, ds, plan, timings, step, o.overwrite, o.truth, o.threads)
         timings["total_seconds"] = round(sum(s["seconds"] for s in timings["steps"]), 3)
         if o.downstream:
             with open(os.path.join(bdir, "timings.json"), "w") as fh:
@@ -206,17 +210,18 @@ class _Progress:
         self._chunk_log.setLevel(self._chunk_level)
 
 
-def _downstream(bdir, ds, plan, timings, step, overwrite, truth) -> None:
+def _downstream(bdir, ds, plan, timings, step, overwrite, truth, threads) -> None:
     """call, tracks, (evaluate,) report into ``bdir``."""
     from . import calls, report, tracks
     from .evaluate import evaluate_calls, format_table
 
     sizes = {c["name"]: c["length"] for c in plan["contigs"]}
     t0 = time.perf_counter()
-    calls.call_dataset(ds, os.path.join(bdir, "calls"), overwrite=overwrite, chrom_sizes=sizes)
+    calls.call_dataset(ds, os.path.join(bdir, "calls"), overwrite=overwrite, chrom_sizes=sizes,
+                       threads=threads)
     step("call", t0)
     t0 = time.perf_counter()
-    tracks.write_tracks(ds, os.path.join(bdir, "tracks"), sizes, overwrite=overwrite)
+    tracks.write_tracks(ds, os.path.join(bdir, "tracks"), sizes, overwrite=overwrite, threads=threads)
     step("tracks", t0)
     evaluation = None
     if truth is not None:

@@ -58,3 +58,11 @@ def split_round_robin(n_items: int, parts: int) -> list[list[int]]:
     """Indices ``0..n_items-1`` dealt into at most ``parts`` non-empty groups."""
     parts = max(1, min(parts, n_items))
     return [list(range(k, n_items, parts)) for k in range(parts)]
+
+
+def add_threads_option(parser) -> None:
+    """``--threads N`` (validated by :func:`check_threads` where it is used)."""
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="worker processes (default: the task's cores: SLURM_CPUS_PER_TASK, NSLOTS, "
+                             "LSB_DJOB_NUMPROC, PBS_NUM_PPN or the CPU affinity mask); the output is identical "
+                             "whatever N")

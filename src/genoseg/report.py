@@ -372,6 +372,8 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
 
     if not os.path.isdir(backbone_dir):
         raise GenosegError(f"output directory {backbone_dir} does not exist")
+    if int(region_width) < 1:
+        raise GenosegError(f"--region-width must be a positive number of bp, got {region_width}")
     plan = _load_json(plan, "plan")
     timings = _load_json(timings, "timings")
     evaluation = _load_evaluation(evaluation)
