@@ -16,6 +16,7 @@ from genoseg import calls, store, tracks
 from genoseg.outputs import escape_name
 from genoseg.calls import CallParams, call_array
 from genoseg.cli import main
+from genoseg.features import PUBLISHED_FEATURES
 
 FEATURES = ["exon", "splice_donor", "5UTR", "CTCF-bound"]
 
@@ -387,9 +388,9 @@ def test_contigs_named_like_bed_comments_are_read_back(tmp_path):
     assert ev.loc[0, "recall"] == 1.0 and ev.loc[0, "precision"] == 1.0
 
 
-def write_noise_dataset(outdir, contig, length, features=tuple(f"feature_{k}" for k in range(14)), seed=0):
-    """One contig of random codes (the worst case for calling: millions of segments),
-    written 1 Mb at a time."""
+def write_noise_dataset(outdir, contig, length, features=PUBLISHED_FEATURES, seed=0):
+    """One contig of random codes (the worst case for calling: millions of segments with
+    the default parameters), written 1 Mb at a time."""
     ddir = store.dataset_dir(str(outdir), "segment_nt")
     d = os.path.join(ddir, "chrom=" + escape_name(contig))
     os.makedirs(d)
@@ -435,4 +436,4 @@ def test_call_and_report_20mb_noise_bounded_memory(tmp_path):
     mb = peak_mb("report", "--outdir", bdir, "--out", tmp_path / "report.html")
     assert mb < 700, f"report peaked at {mb} MB"
     doc = (tmp_path / "report.html").read_text()
-    assert f"{s['features']['feature_0']['count']:,}" in doc and doc.count("<svg") > 14
+    assert f"{s['features']['splice_donor']['count']:,}" in doc and doc.count("<svg") > 14

@@ -516,10 +516,8 @@ def _call_features(dataset_dir: str, contigs: Sequence[str], feats: Sequence[str
     out = {"features": {}, "bases": bases.tolist(), "ends": ends.tolist()}
     for f, seg, bed in zip(feats, seg_paths, bed_paths):
         textout.write_bed_gz(seg, bed, names, f)
-        rec = textout.read_segments(seg)
-        bp = sum(int((rec["end"][i:i + textout.BLOCK] - rec["start"][i:i + textout.BLOCK]).sum())
-                 for i in range(0, rec.size, textout.BLOCK))
-        out["features"][f] = {"count": int(rec.size), "bp": bp}
+        bp = sum(int((r["end"] - r["start"]).sum()) for r in textout.segment_blocks(seg))
+        out["features"][f] = {"count": textout.segment_count(seg), "bp": bp}
     return out
 
 

@@ -3,7 +3,7 @@ compute (no per-line Python), bgzip, and a vectorised BED reader.
 
 Segments travel between the calling pass and the writers as *segment files*: flat
 binary records (:data:`SEG_DTYPE`) appended as segments close, one file per feature,
-in contig-then-start order, read back in blocks with :func:`numpy.memmap`. Memory is
+in contig-then-start order, read back in blocks (:func:`read_segments`). Memory is
 one block whatever the number of segments.
 """
 
@@ -39,11 +39,17 @@ def segment_count(path: str) -> int:
     return os.path.getsize(path) // SEG_DTYPE.itemsize if os.path.exists(path) else 0
 
 
-def read_segments(path: str) -> np.ndarray:
-    """Memory-mapped records of a segment file (empty array when there are none)."""
-    if segment_count(path) == 0:
+def read_segments(path: str, start: int = 0, count: int = -1) -> np.ndarray:
+    """Records ``start .. start + count`` of a segment file (all from ``start`` when
+    ``count`` is -1), read into memory (a memory map would count its pages in the RSS)."""
+    if start >= segment_count(path) or count == 0:
         return np.zeros(0, SEG_DTYPE)
-    return np.memmap(path, SEG_DTYPE, mode="r")
+    return np.fromfile(path, SEG_DTYPE, count=count, offset=start * SEG_DTYPE.itemsize)
+
+
+def segment_blocks(path: str, block: int = BLOCK) -> Iterator[np.ndarray]:
+    for i in range(0, segment_count(path), block):
+        yield read_segments(path, i, block)
 
 
 def milli_score(qsum: np.ndarray, n: np.ndarray, scale: int = 255) -> np.ndarray:
@@ -116,11 +122,9 @@ def write_bed_gz(seg_path: str, out_path: str, names: pa.Array, feature: str) ->
     """Segment file -> bgzipped BED (``out_path``) + its tabix index."""
     import pysam
 
-    rec_all = read_segments(seg_path)
     with pysam.BGZFile(out_path, f"wb{BGZF_LEVEL}") as out:
-        for i in range(0, rec_all.size, BLOCK):
-            out.write(bytes(bed_lines(np.asarray(rec_all[i:i + BLOCK]), names, feature)))
-    del rec_all
+        for rec in segment_blocks(seg_path):
+            out.write(bytes(bed_lines(rec, names, feature)))
     pysam.tabix_index(out_path, preset="bed", force=True)
 
 
@@ -130,17 +134,17 @@ def merged_order(seg_paths: Sequence[str], block: int = BLOCK) -> Iterator[tuple
     Yields blocks ``(records, feature index, 1-based number within its feature)`` of at
     most ``block`` records (memory: that block).
     """
-    recs = [read_segments(p) for p in seg_paths]
-    block = max(1024, block // max(1, len(recs)))
-    cur = [0] * len(recs)
+    sizes = [segment_count(p) for p in seg_paths]
+    block = max(1024, block // max(1, len(seg_paths)))
+    cur = [0] * len(seg_paths)
     key = lambda r: (r["cid"].astype(np.int64) << 40) | r["start"]  # noqa: E731  start < 2^40
     while True:
-        live = [k for k in range(len(recs)) if cur[k] < recs[k].size]
+        live = [k for k in range(len(seg_paths)) if cur[k] < sizes[k]]
         if not live:
             return
-        blocks = {k: np.asarray(recs[k][cur[k]:cur[k] + block]) for k in live}
+        blocks = {k: read_segments(seg_paths[k], cur[k], block) for k in live}
         # everything up to the smallest last key of a feature with more to come is safe
-        limit = min((int(key(blocks[k][-1:])[0]) for k in live if cur[k] + block < recs[k].size), default=None)
+        limit = min((int(key(blocks[k][-1:])[0]) for k in live if cur[k] + block < sizes[k]), default=None)
         parts, feats, ids = [], [], []
         for k in live:
             b = blocks[k]
