@@ -23,7 +23,7 @@ from . import store
 from .errors import GenosegError
 
 #: Rows per frame (the last frame of a dataset may be shorter).
-FRAME_ROWS = 1 << 19
+FRAME_ROWS = 1 << 18
 
 
 @dataclasses.dataclass
