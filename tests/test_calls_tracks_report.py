@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from genoseg import calls, store, tracks
-from genoseg.outputs import escape_name
 from genoseg.calls import CallParams, call_array
 from genoseg.cli import main
 from genoseg.features import PUBLISHED_FEATURES
@@ -27,13 +26,9 @@ def write_dataset(outdir, contigs, features=FEATURES, backbone="segment_nt"):
     ``contigs``: name -> (pos int [n], q uint8 [n, F]). Returns the dataset directory.
     """
     ddir = store.dataset_dir(str(outdir), backbone)
-    meta = store.base_metadata(list(features), backbone)
-    for name, (pos, q) in contigs.items():
-        d = os.path.join(ddir, "chrom=" + escape_name(name))
-        os.makedirs(d, exist_ok=True)
-        writer = store.PredictionWriter(os.path.join(d, "part-00000.parquet"), list(features), meta)
-        writer.write(np.asarray(pos, np.int64), np.asarray(q, np.uint8))
-        writer.close()
+    store.write_arrays(ddir, list(features), backbone,
+                       {name: (np.asarray(pos, np.int64), np.asarray(q, np.uint8)) for name, (pos, q) in contigs.items()},
+                       overwrite=True)
     return ddir
 
 
@@ -390,18 +385,10 @@ def test_contigs_named_like_bed_comments_are_read_back(tmp_path):
 
 def write_noise_dataset(outdir, contig, length, features=PUBLISHED_FEATURES, seed=0):
     """One contig of random codes (the worst case for calling: millions of segments with
-    the default parameters), written 1 Mb at a time."""
-    ddir = store.dataset_dir(str(outdir), "segment_nt")
-    d = os.path.join(ddir, "chrom=" + escape_name(contig))
-    os.makedirs(d)
-    w = store.PredictionWriter(os.path.join(d, "part-00000.parquet"), list(features),
-                               store.base_metadata(list(features), "segment_nt"))
+    the default parameters)."""
     rng = np.random.default_rng(seed)
-    for a in range(0, length, 1_000_000):
-        n = min(1_000_000, length - a)
-        w.write(np.arange(a, a + n, dtype=np.int64), rng.integers(0, 256, (n, len(features)), dtype=np.uint8))
-    w.close()
-    return ddir
+    codes = rng.integers(0, 256, (length, len(features)), dtype=np.uint8)
+    return write_dataset(outdir, {contig: (np.arange(length, dtype=np.int64), codes)}, features)
 
 
 PEAK = """

@@ -8,8 +8,8 @@ not with the number of contigs (10^5 scaffolds cost no more than one contig of t
 total length). Values stay the stored codes ``q`` (``p = q / 255``): thresholds are
 compared on codes, never on decoded floats.
 
-Reading goes through :mod:`genoseg.store` (``iter_dataset`` / ``iter_codes`` where the
-store provides them, else its per-contig batches).
+Reading goes through :func:`genoseg.store.iter_codes` (contig after contig: each
+shared row group is decoded once).
 """
 
 from __future__ import annotations
@@ -53,18 +53,10 @@ class Frame:
 
 def _contig_batches(dataset: str, contig: str, features: Sequence[str], batch_rows: int
                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(pos int64 [n], codes uint8 [F, n])`` batches of one contig."""
-    if hasattr(store, "iter_codes"):
-        for pos, codes in store.iter_codes(dataset, contig, features=list(features), batch_rows=batch_rows):
-            yield np.asarray(pos, np.int64), np.ascontiguousarray(np.asarray(codes, np.uint8).T)
-        return
-    for path in store.contig_files(dataset, contig):
-        for batch in store.iter_batches(path, ["pos"] + list(features), batch_rows):
-            pos = batch.column(0).to_numpy().astype(np.int64, copy=False)
-            codes = np.empty((len(features), pos.size), np.uint8)
-            for j in range(len(features)):
-                codes[j] = batch.column(1 + j).to_numpy()
-            yield pos, codes
+    """``(pos int64 [n], codes uint8 [F, n])`` batches of one contig (zero-copy views of
+    the store's column-major codes)."""
+    for pos, codes in store.iter_codes(dataset, contig, features=list(features), batch_rows=batch_rows):
+        yield np.asarray(pos, np.int64), codes.T
 
 
 def iter_frames(dataset: str, contigs: Sequence[str], features: Sequence[str],
@@ -103,24 +95,13 @@ def iter_frames(dataset: str, contigs: Sequence[str], features: Sequence[str],
 
 
 def predicted_ends(dataset: str, contigs: Sequence[str]) -> dict[str, int]:
-    """Last predicted position + 1 of each contig, from the Parquet footers' ``pos``
-    statistics (no data read)."""
-    import pyarrow.parquet as pq
-
-    ends = {}
-    for contig in contigs:
-        end = 0
-        for path in store.contig_files(dataset, contig):
-            md = pq.ParquetFile(path).metadata
-            j = md.schema.names.index("pos")
-            for i in range(md.num_row_groups):
-                st = md.row_group(i).column(j).statistics
-                if st is not None and st.has_min_max and md.row_group(i).num_rows:
-                    end = max(end, int(st.max) + 1)
-                elif md.row_group(i).num_rows:  # no statistics: read the column
-                    end = max(end, int(pq.ParquetFile(path).read_row_group(i, ["pos"])["pos"][-1].as_py()) + 1)
-        ends[contig] = end
-    return ends
+    """Last predicted position + 1 of each contig, from the store's index (no data read)."""
+    meta = store.read_metadata(dataset)
+    ix = meta["index"]
+    ends = np.zeros(len(meta["contigs"]), np.int64)
+    np.maximum.at(ends, np.asarray(ix["contig"], np.int64), np.asarray(ix["last_pos"], np.int64) + 1)
+    by_name = dict(zip(meta["contigs"], ends.tolist()))
+    return {c: int(by_name.get(c, 0)) for c in contigs}
 
 
 def check_sizes(dataset: str, contigs: Sequence[str], sizes: Mapping[str, int], source: str) -> None:
