@@ -349,7 +349,9 @@ def file_bytes(d):
 def test_threads_give_byte_identical_calls_and_tracks(tmp_path, monkeypatch):
     contigs = {f"chr{i}": synthetic(300 + 50 * i, seed=20 + i) for i in range(5)}
     ddir = write_dataset(tmp_path / "out", contigs)
-    monkeypatch.setattr(calls, "MIN_ROWS_PER_PROCESS", 1)  # several processes even for tiny data
+    from genoseg import parallel
+
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PROCESS", 1)  # several processes even for tiny data
     one = calls.call_dataset(ddir, str(tmp_path / "c1"), threads=1, batch_rows=97)
     three = calls.call_dataset(ddir, str(tmp_path / "c3"), threads=3)
     assert one["features"] == three["features"] and one["contigs"] == three["contigs"]

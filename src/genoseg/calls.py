@@ -51,7 +51,7 @@ import pyarrow as pa
 from . import frames, store, textout
 from .errors import GenosegError
 from .outputs import atomic_path, escape_name
-from .parallel import check_threads, run_jobs, split_round_robin
+from .parallel import check_threads, processes_for, run_jobs, split_round_robin
 
 log = logging.getLogger(__name__)
 
@@ -457,7 +457,7 @@ def call_dataset(dataset_dir: str, calls_dir: str, params: Optional[Mapping[str,
                "contigs": {}, "bases": 0}
     with atomic_path(calls_dir, overwrite=overwrite, is_dir=True) as tmp:
         segs = [os.path.join(tmp, "." + names[f][:-len(".bed.gz")] + ".seg") for f in feats]
-        groups = split_round_robin(len(feats), _processes(threads, meta, contigs))
+        groups = split_round_robin(len(feats), processes_for(threads, _rows(meta, contigs)))
         jobs = [(dataset_dir, contigs, [feats[i] for i in g], [resolved[feats[i]] for i in g],
                  [segs[i] for i in g], [os.path.join(tmp, names[feats[i]]) for i in g], batch_rows)
                 for g in groups]
@@ -482,14 +482,9 @@ def call_dataset(dataset_dir: str, calls_dir: str, params: Optional[Mapping[str,
     return summary
 
 
-#: Rows per worker process below which more processes cost more (start-up) than they save.
-MIN_ROWS_PER_PROCESS = 4_000_000
-
-
-def _processes(threads: int, meta: dict, contigs: Sequence[str]) -> int:
+def _rows(meta: dict, contigs: Sequence[str]) -> int:
     rows = meta.get("rows") or {}
-    total = sum(int(rows.get(c, MIN_ROWS_PER_PROCESS)) for c in contigs)
-    return max(1, min(threads, -(-total // MIN_ROWS_PER_PROCESS)))
+    return sum(int(rows.get(c, 0)) for c in contigs)
 
 
 def _call_features(dataset_dir: str, contigs: Sequence[str], feats: Sequence[str], params: Sequence[CallParams],

@@ -54,6 +54,16 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], processes: int) -> list:
         return list(ex.map(fn, *zip(*jobs)))
 
 
+#: Rows per worker process below which more processes cost more (start-up: ~0.5-1 s
+#: each) than they save.
+MIN_ROWS_PER_PROCESS = 4_000_000
+
+
+def processes_for(threads: int, rows: int) -> int:
+    """Worker processes worth starting for ``rows`` rows with ``threads`` allowed."""
+    return max(1, min(int(threads), -(-int(rows) // MIN_ROWS_PER_PROCESS)))
+
+
 def split_round_robin(n_items: int, parts: int) -> list[list[int]]:
     """Indices ``0..n_items-1`` dealt into at most ``parts`` non-empty groups."""
     parts = max(1, min(parts, n_items))

@@ -179,7 +179,7 @@ def _region_calls(calls_dir: str, features: Sequence[str], region: Region) -> di
         if not os.path.exists(p):
             continue
         rows = []
-        with pysam.TabixFile(p) as tbx:
+        with pysam.TabixFile(p, encoding="utf-8") as tbx:
             if contig in tbx.contigs:
                 rows = [ln.split("\t") for ln in tbx.fetch(contig, r0, r1)]
         out[f] = ([r[0] for r in rows], np.array([int(r[1]) for r in rows], np.int64),

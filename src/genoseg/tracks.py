@@ -22,11 +22,11 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .calls import _features_subset, open_dataset
+from .calls import _features_subset, _rows, open_dataset
 from . import frames, store
 from .errors import GenosegError
 from .outputs import atomic_path, escape_name
-from .parallel import check_threads, run_jobs, split_round_robin
+from .parallel import check_threads, processes_for, run_jobs, split_round_robin
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def write_tracks(dataset_dir: str, tracks_dir: str,
     contigs = [c for c, _ in header if c in have]
     result = {"files": names, "bases": 0, "entries": 0}
     with atomic_path(tracks_dir, overwrite=overwrite, is_dir=True) as tmp:
-        groups = split_round_robin(len(feats), threads)
+        groups = split_round_robin(len(feats), processes_for(threads, _rows(meta, contigs)))
         jobs = [(dataset_dir, tmp, [feats[i] for i in g], names, header, contigs, batch_rows) for g in groups]
         parts = run_jobs(_write_group, jobs, len(jobs))
         result["bases"] = parts[0][0]
