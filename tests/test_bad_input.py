@@ -5,6 +5,7 @@ file / contig / line / parameter and the fix, and what is (not) left on disk."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
@@ -239,9 +240,15 @@ def small_predictions(outdir, contigs={"chr1": 400, "chr2": 300}):
 
     rng = np.random.default_rng(3)
     ddir = store.dataset_dir(str(outdir), "segment_nt")
-    store.write_arrays(ddir, ["exon", "splice_donor"], "segment_nt",
-                       {name: (np.arange(n, dtype=np.int64), rng.integers(0, 256, (n, 2), dtype=np.uint8))
-                        for name, n in contigs.items()})
+    # quiet: the root log handler may still hold a previous test's closed capture stream
+    lg = logging.getLogger("genoseg")
+    level, lg.level = lg.level, logging.WARNING
+    try:
+        store.write_arrays(ddir, ["exon", "splice_donor"], "segment_nt",
+                           {name: (np.arange(n, dtype=np.int64), rng.integers(0, 256, (n, 2), dtype=np.uint8))
+                            for name, n in contigs.items()})
+    finally:
+        lg.setLevel(level)
     return ddir
 
 
