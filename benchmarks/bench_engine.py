@@ -48,7 +48,13 @@ from genoseg.predict import predict_chunk  # noqa: E402
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak RSS of this process (VmHWM: unlike ru_maxrss, it does not start from the
+    parent's RSS after fork + exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:")) / 1024.0
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def synth_fasta(path: str, length: int, seed: int = 0, gaps: int = 5) -> None:

@@ -393,11 +393,13 @@ def write_noise_dataset(outdir, contig, length, features=PUBLISHED_FEATURES, see
     return write_dataset(outdir, {contig: (np.arange(length, dtype=np.int64), codes)}, features)
 
 
+# VmHWM, not ru_maxrss: after fork + exec ru_maxrss starts from the parent's RSS
 PEAK = """
-import resource, sys
+import sys
 from genoseg.cli import main
 rc = main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, rc)
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0].split()[1]
+print(int(hwm) // 1024, rc)
 """
 
 
