@@ -41,11 +41,8 @@ from typing import Optional
 from . import signals
 from .errors import GenosegError
 from .outputs import atomic_path, backbone_dir, check_absent, escape_name
-<<<<<<< HEAD
-from .windows import ChunkSizing, check_overlap
-=======
 from .parallel import check_threads
->>>>>>> main
+from .windows import ChunkSizing, check_overlap
 
 log = logging.getLogger(__name__)
 
