@@ -4,6 +4,8 @@ Each subcommand lives in ``genoseg.commands.<name>`` and provides
 ``register(subparsers)`` (adds its parser, with ``func`` set to its runner) so that this
 file only lists them. A :class:`~genoseg.errors.GenosegError` or ``ValueError`` from a
 runner is a user error: one line on stderr, exit status 2 (traceback with ``--debug``).
+Exit statuses: 0 ok, 2 user error, 69 requested device not available, 75 out of
+accelerator memory (retry with a smaller ``--batch-size``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from typing import Optional, Sequence
 
 from . import __version__
+from .device import EXIT_DEVICE_OOM, EXIT_DEVICE_UNAVAILABLE, DeviceUnavailable, is_device_oom, oom_message
 from .errors import GenosegError
 
 log = logging.getLogger("genoseg")
@@ -32,6 +35,7 @@ COMMANDS = (
     "tracks",
     "report",
     "fetch_model",
+    "convert_model",
     "prepare",
 )
 
@@ -65,6 +69,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
+    except DeviceUnavailable as exc:
+        if args.debug:
+            raise
+        print(f"genoseg {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_DEVICE_UNAVAILABLE
     except (GenosegError, ValueError, FileNotFoundError) as exc:
         if args.debug:
             raise
@@ -73,6 +82,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("genoseg: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # Out of accelerator memory while loading, compiling or predicting: a distinct
+        # status so that schedulers retry with a smaller batch.
+        if args.debug or not is_device_oom(exc):
+            raise
+        print(f"genoseg {args.command}: error: {oom_message(args)}", file=sys.stderr)
+        log.debug("device out of memory", exc_info=exc)
+        return EXIT_DEVICE_OOM
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..device import add_device_options
 from .plan import add_plan_options, contig_list
 
 
@@ -22,15 +23,19 @@ def register(sub) -> None:
                    help="GFF3 of known elements (e.g. from genoseg simulate): score the calls "
                         "(OUTDIR/<backbone>/evaluation.tsv, shown in the report)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_device_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..annotate import annotate
+    from ..device import log_cache_stats, setup_from_args
 
+    setup_from_args(args)
     annotate(args.fasta, args.outdir, args.model, backbone=args.backbone, window_length=args.window_length,
              overlap=args.overlap, windows_per_chunk=args.windows_per_chunk, batch_size=args.batch_size,
              compute_dtype=args.compute_dtype, reverse_complement=args.reverse_complement,
              contigs=contig_list(args.contigs), contig_regex=args.contig_regex,
              min_contig_length=args.min_contig_length, overwrite=args.overwrite, truth=args.truth)
+    log_cache_stats()
     return 0
