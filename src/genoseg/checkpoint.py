@@ -260,7 +260,7 @@ def save_tree(tree: dict[str, dict[str, np.ndarray]], path: str | os.PathLike) -
                 raise CheckpointError(f"cannot convert tensor {key!r}: expected module/param names")
             if arr.dtype not in _SAFETENSORS_DTYPES:
                 raise CheckpointError(f"cannot convert tensor {key!r}: dtype {arr.dtype} is not supported")
-            flat[key] = np.ascontiguousarray(arr)
+            flat[key] = arr if arr.flags.c_contiguous else arr.copy(order="C")  # keeps 0-d shapes
     save_file(flat, os.fspath(path), metadata={"layout": "genoseg {module}/{param}"})
 
 

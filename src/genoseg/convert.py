@@ -183,12 +183,14 @@ def convert_model(src: str, dst: str, *, backbone: Optional[str] = None, overwri
             if not overwrite:
                 raise GenosegError(f"{dst} is already converted ({RECORD}); pass --overwrite to convert again")
             os.remove(os.path.join(dst, RECORD))  # until the new record exists, nothing loads half-converted files
-        return _write(src, dst, sources, backbone, in_place=True)
+        record = _write(src, dst, sources, backbone, in_place=True)
+    else:
+        from .outputs import atomic_path
 
-    from .outputs import atomic_path
-
-    with atomic_path(dst, overwrite=overwrite, is_dir=True) as tmp:
-        return _write(src, tmp, sources, backbone, in_place=False)
+        with atomic_path(dst, overwrite=overwrite, is_dir=True) as tmp:
+            record = _write(src, tmp, sources, backbone, in_place=False)
+    log.info("converted %s (%s): %d checkpoint file(s) -> %s", src, backbone, len(sources), dst)
+    return record
 
 
 def _write(src: str, out: str, sources: list[str], backbone: str, in_place: bool) -> dict:
@@ -215,7 +217,6 @@ def _write(src: str, out: str, sources: list[str], backbone: str, in_place: bool
             shutil.copyfile(os.path.join(src, rel), os.path.join(out, rel))
         record["files"][rel] = file_record(os.path.join(out, rel))
     _write_json(os.path.join(out, RECORD), record)
-    log.info("converted %s (%s): %d file(s) -> %s", src, backbone, len(sources), out)
     return record
 
 

@@ -240,6 +240,8 @@ def enable_compilation_cache(directory: str) -> CacheStats:
         raise GenosegError(f"--jax-cache-dir {directory}: cannot create it ({exc.strerror})") from exc
     if not os.access(directory, os.W_OK):
         raise GenosegError(f"--jax-cache-dir {directory}: not writable")
+    if not log.isEnabledFor(logging.DEBUG):  # JAX announces every cache reset at INFO
+        logging.getLogger("jax._src.compilation_cache").setLevel(logging.WARNING)
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
