@@ -16,6 +16,8 @@ import pytest
 
 import genoseg
 from genoseg import checkpoint
+from safetensors.numpy import load_file
+
 from genoseg.checkpoint import load_tree, save_tree
 from genoseg.cli import main
 from genoseg.convert import RECORD, convert_model
@@ -60,6 +62,12 @@ def test_converted_predictions_are_bit_identical(name, tmp_path, capsys):
         assert info["sha256"] == _sha(dst / rel) and info["bytes"] == (dst / rel).stat().st_size
         if rel.endswith(".safetensors"):  # the whole tree, unused entries included
             a, b = checkpoint.load_params_tree(src / info["source"]), load_tree(dst / rel)
+            own = load_file(dst / rel)  # safetensors' own reader agrees with the memory-mapped views
+            assert own.keys() == {f"{m}/{k}" for m in b for k in b[m]}
+            for key, arr in own.items():
+                view = b[key.rpartition("/")[0]][key.rpartition("/")[2]]
+                assert view.dtype == arr.dtype and not view.flags.writeable
+                np.testing.assert_array_equal(view, arr)
             assert a.keys() == b.keys()
             for mod in a:
                 assert a[mod].keys() == b[mod].keys()
@@ -229,3 +237,7 @@ def test_tree_round_trip_keeps_dtypes_and_values(tmp_path):
         save_tree({"m": {"w": np.zeros(2, ml_dtypes.bfloat16)}}, tmp_path / "b.safetensors")
     with pytest.raises(CheckpointError, match="module/param"):
         save_tree({"m": {"a/b": np.zeros(2, np.float32)}}, tmp_path / "c.safetensors")
+    garbage = tmp_path / "g.safetensors"
+    garbage.write_bytes(b"\xff" * 64)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_tree(garbage)
