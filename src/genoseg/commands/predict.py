@@ -13,6 +13,7 @@ import argparse
 import logging
 
 from ..device import EXIT_DEVICE_OOM, add_device_options, is_device_oom  # noqa: F401 - re-exported
+from .plan import add_index_options
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     p = sub.add_parser("predict", help="predict one chunk of a plan", description=__doc__)
     p.add_argument("--fasta", required=True, help="the FASTA the plan was made from")
+    add_index_options(p)
     p.add_argument("--model", required=True,
                    help="model directory (published jax_model/ layout, or converted by genoseg convert-model)")
     p.add_argument("--chunk", required=True, help="chunk file (PLAN/chunks/chunk_NNNNN.json)")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     chunk = read_chunk(args.chunk)
     setup_from_args(args)  # before the weights: --device gpu without a GPU stops here
     model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)
-    with Fasta(args.fasta, check_duplicates=False) as fa:
+    with Fasta(args.fasta, check_duplicates=False, fai=args.fai, gzi=args.gzi) as fa:
         predict_chunk(model, fa, chunk, args.out, batch_size=args.batch_size,
                       reverse_complement=args.reverse_complement, overwrite=args.overwrite)
     log_cache_stats()
