@@ -3,7 +3,8 @@
 libBigWig (pyBigWig) adds entries one at a time and builds the zoom levels by reading
 the whole file back at close: about 2 M values/s, i.e. 0.1-0.4 Mb/s for 14 features.
 Here data sections, zoom summaries and both indexes are built with numpy over whole
-batches; Python loops run per data block (1,024 bedGraph entries or 16,384 fixed-step
+batches, and blocks are deflated by ISA-L (``isal``; standard zlib streams) when it is
+installed; Python loops run per data block (1,024 bedGraph entries or 16,384 fixed-step
 values) and per index node only.
 
 File layout (UCSC bigWig, version 4; Kent et al. 2010, the format libBigWig, pyBigWig,
@@ -38,6 +39,15 @@ ITEMS_PER_SLOT = 1024        # bedGraph entries (and zoom records) per block
 FIXED_PER_SLOT = 16384       # fixed-step values per block (uint16 item count)
 ZOOM_BASE = 32               # first zoom level reduction (bp); each next one x4
 ZLIB_LEVEL = 1
+
+try:  # ISA-L's deflate: standard zlib streams, ~3x faster than zlib at level 1
+    from isal.isal_zlib import compress as _isal_compress
+
+    def _deflate(raw: bytes) -> bytes:
+        return _isal_compress(raw, ZLIB_LEVEL)
+except ImportError:  # pragma: no cover
+    def _deflate(raw: bytes) -> bytes:
+        return zlib.compress(raw, ZLIB_LEVEL)
 
 _SECTION = np.dtype([("cid", "<u4"), ("start", "<u4"), ("end", "<u4"), ("step", "<u4"), ("span", "<u4"),
                      ("type", "u1"), ("reserved", "u1"), ("count", "<u2")])
@@ -143,8 +153,11 @@ class BigWigWriter:
         s = start + cuts
         e = start + np.append(cuts[1:], n)
         self._sections(cid, np.asarray(values, "<f4"), cuts, s, e, 3, 1, 1)
-        pos = np.arange(start, start + n, dtype=np.int64)
-        self._stats(cid, pos, pos + 1, np.asarray(values, np.float32))
+        r = self.reductions[0]
+        first = np.concatenate(([0], np.arange((-start) % r or r, n, r)))  # where a zoom bin starts
+        bin_s = start + first
+        self._summarise(cid, bin_s, np.append(bin_s[1:], start + n), np.diff(np.append(first, n)),
+                        np.asarray(values, np.float64), first)
 
     def _sections(self, cid, items, cuts, s, e, kind, step, span) -> None:
         head = np.zeros(cuts.size, _SECTION)
@@ -161,32 +174,45 @@ class BigWigWriter:
         for k in range(cuts.size):
             raw = head[k:k + 1].tobytes() + raw_items[bounds[k]:bounds[k + 1]].tobytes()
             self.max_block = max(self.max_block, len(raw))
-            z = zlib.compress(raw, ZLIB_LEVEL)
+            z = _deflate(raw)
             fh.write(z)
             leaves["offset"][k], leaves["size"][k] = offset, len(z)
             offset += len(z)
         self.leaves.append(leaves)
 
     def _stats(self, cid: int, s: np.ndarray, e: np.ndarray, v: np.ndarray) -> None:
-        """Total summary, and the first zoom level's pieces (entries cut at its bins)."""
-        cnt = e - s
-        v64 = v.astype(np.float64)
-        self.covered += int(cnt.sum())
-        self.vmin, self.vmax = min(self.vmin, float(v.min())), max(self.vmax, float(v.max()))
-        self.vsum += float((v64 * cnt).sum())
-        self.vsumsq += float((v64 * v64 * cnt).sum())
+        """Entries -> pieces cut at the first zoom level's bins -> :meth:`_summarise`."""
         r = self.reductions[0]
         b0, b1 = s // r, (e - 1) // r
         pieces = b1 - b0 + 1
+        v64 = v.astype(np.float64)
         if np.any(pieces > 1):
             rep = np.repeat(np.arange(s.size), pieces)
             b = b0[rep] + (np.arange(rep.size) - np.repeat(np.cumsum(pieces) - pieces, pieces))
             s, e, v64 = np.maximum(s[rep], b * r), np.minimum(e[rep], (b + 1) * r), v64[rep]
-            cnt = e - s
-        rec = np.empty(s.size, _ZOOM)
-        rec["cid"], rec["start"], rec["end"], rec["count"] = cid, s, e, cnt
-        rec["min"] = rec["max"] = v64
-        rec["sum"], rec["sumsq"] = v64 * cnt, v64 * v64 * cnt
+        key = s // r
+        first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+        last = np.append(first[1:], s.size) - 1
+        cnt = e - s
+        self._summarise(cid, s[first], e[last], np.add.reduceat(cnt, first), v64 * cnt, first, v64, cnt)
+
+    def _summarise(self, cid, start, end, count, wsum, first, values=None, weights=None) -> None:
+        """Total summary and first-level zoom records: one per bin (``first``: index of
+        the first item of each bin in ``wsum``, the value x covered bases of each item)."""
+        if values is None:  # single-base items: weights 1, wsum is the values
+            values, weights = wsum, None
+        sq = values * wsum
+        rec = np.empty(start.size, _ZOOM)
+        rec["cid"], rec["start"], rec["end"], rec["count"] = cid, start, end, count
+        rec["min"] = np.minimum.reduceat(values, first)
+        rec["max"] = np.maximum.reduceat(values, first)
+        sums = np.add.reduceat(wsum, first)
+        sqs = np.add.reduceat(sq, first)
+        rec["sum"], rec["sumsq"] = sums, sqs
+        self.covered += int(count.sum())
+        self.vmin, self.vmax = min(self.vmin, float(rec["min"].min())), max(self.vmax, float(rec["max"].max()))
+        self.vsum += float(sums.sum())
+        self.vsumsq += float(sqs.sum())
         self.zooms[0].add(rec)
 
     # -------------------------------------------------------------------- close
@@ -209,7 +235,7 @@ class BigWigWriter:
                     block = recs[b:b + ITEMS_PER_SLOT]
                     raw = block.tobytes()
                     self.max_block = max(self.max_block, len(raw))
-                    comp = zlib.compress(raw, ZLIB_LEVEL)
+                    comp = _deflate(raw)
                     zl[k] = (block["cid"][0], block["start"][0], block["cid"][-1], block["end"][-1], fh.tell(),
                              len(comp))
                     fh.write(comp)
