@@ -4,13 +4,15 @@ Values are the decoded probabilities (``q / 255``, float in ``[0, 1]``) at singl
 resolution; coordinates 0-based half-open as in bedGraph (``[start, end)``). Bases
 without a prediction (no row in the dataset) get no entry, so they read as missing
 (NaN with pyBigWig, no data in IGV/UCSC). Equal consecutive values are written as one
-run (bedGraph-style entries), which keeps files small: the 8-bit encoding makes long
-runs common.
+run (bedGraph-style entries) where that compresses, the usual case since the 8-bit
+encoding makes long runs common; elsewhere (noise) values are fixed-step, span 1.
 
 The header lists every contig of ``chrom_sizes`` in the given order (the FASTA's ``.fai``
 order) so the files can be shown against that assembly; entries are written contig by
-contig in header order and sorted by position, streaming one batch at a time (memory:
-one batch of probabilities).
+contig in header order and sorted by position, streaming one frame at a time (memory:
+one frame of codes). Files are written by :mod:`genoseg.bigwig` (vectorised; libBigWig
+adds entries one by one and was 10-50x slower); features are split between ``threads``
+worker processes, and the files are byte-identical whatever their number.
 """
 
 from __future__ import annotations
