@@ -697,3 +697,83 @@ def test_fragmented_assembly_bounded_files_and_bytes_per_base(tmp_path, monkeypa
     store._reader.last = None
     seen = [c for c, pos, _ in store.iter_dataset(ds_f, features=["exon"], batch_rows=100_000)]
     assert list(dict.fromkeys(seen)) == meta_f["contigs"] and len(decoded) == row_groups
+
+
+# ------------------------------------------------------- published checkpoints as they come
+def test_rescaling_beyond_30kb_follows_the_authors_recipe():
+    """Up to 30 kb the training factor; beyond it (L/6 + 1)/2048, counting the CLS token
+    as the authors' notebook does (6669/2048 at 40,008 bp), applied per window length."""
+    from genoseg.models import load_model
+    from genoseg.models.segment_nt import rescaling_factor_for_length
+
+    assert rescaling_factor_for_length(40_008) == 6669 / 2048
+    assert rescaling_factor_for_length(30_000, training_factor=2.5) == 2.5
+    assert rescaling_factor_for_length(30_024, training_factor=2.5) == 5005 / 2048
+    model = load_model(TINY_NT)
+    training = model.rescaling_factor
+    assert model.rescaling_factor_at(1_536) == model.rescaling_factor_at(30_000) == training
+    assert model.rescaling_factor_at(40_008) == 6669 / 2048
+    seq = rand_seq(np.random.default_rng(9), 30_024)  # 5,005 tokens: just past the training length
+    auto = model.predict([seq])
+    fixed = load_model(TINY_NT, rescaling_factor=5005 / 2048).predict([seq])
+    np.testing.assert_array_equal(auto, fixed)
+    short = seq[:1_536]
+    np.testing.assert_array_equal(model.predict([short]),
+                                  load_model(TINY_NT, rescaling_factor=training).predict([short]))
+
+
+def copy_model(dst, edit_hp=None):
+    import shutil
+
+    shutil.copytree(TINY_NT, dst)
+    if edit_hp is not None:
+        p = os.path.join(dst, "jax_model", "hyperparams.json")
+        hp = json.load(open(p))
+        edit_hp(hp)
+        json.dump(hp, open(p, "w"))
+    return str(dst)
+
+
+@pytest.mark.parametrize("case", ["learned", "missing"])
+def test_positional_embedding_not_null_is_refused_naming_the_key(tmp_path, fasta, capsys, case):
+    model = copy_model(tmp_path / "m", (lambda hp: hp.update(positional_embedding="learned")) if case == "learned"
+                       else (lambda hp: hp.pop("positional_embedding")))
+    out = tmp_path / "out"
+    assert cli("annotate", "--fasta", fasta, "--model", model, "--outdir", out) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "hyperparams.json" in line and "positional_embedding" in line and "'learned'" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["header_only_record_at_end", "cr_only_line_endings", "blank_line_inside_record",
+                                  "ragged_line_widths", "longer_line_after_shorter"])
+def test_prepare_fixes_the_layouts_faidx_refuses(tmp_path, case):
+    """The fix the layout errors name: `genoseg prepare` writes an indexable FASTA with
+    the same sequences (records without sequence left out)."""
+    import gzip
+
+    text, _ = LAYOUTS[case]
+    src = tmp_path / "bad.fa.gz"
+    with gzip.open(src, "wb") as fh:
+        fh.write(text.encode())
+    expect = {}
+    for rec in text.replace("\r", "\n").split(">")[1:]:
+        name, _, seq = rec.partition("\n")
+        if seq.replace("\n", ""):
+            expect[name.split()[0]] = seq.replace("\n", "")
+    assert cli("prepare", "--fasta", src, "--out", tmp_path / "fixed.fa", "--line-width", 4) == 0
+    with Fasta(str(tmp_path / "fixed.fa")) as fa:
+        got = {c.name: fa.fetch_bytes(c.name, 0, c.length).tobytes().decode() for c in fa.contigs}
+    assert got == expect
+    assert all(len(ln) <= 4 for ln in (tmp_path / "fixed.fa").read_text().splitlines() if not ln.startswith(">"))
+
+
+def test_evaluate_unknown_feature_named_with_the_known_ones(tmp_path, fasta, capsys):
+    truth = tmp_path / "truth.gff3"
+    truth.write_text(TRUTH)
+    fake_run(fasta, tmp_path / "out")
+    calls = tmp_path / "out" / "segment_nt" / "calls"
+    assert cli("evaluate", "--truth", truth, "--calls", calls, "--features", "exon,exxon") == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "'exxon'" in line and "--features" in line and "intron" in line and "'exon'" not in line
+    assert cli("evaluate", "--truth", truth, "--calls", calls, "--features", "exon") == 0
