@@ -163,11 +163,14 @@ def test_truth_without_features_refused(tmp_path, fasta):
         fake_run(fasta, tmp_path / "out", truth=str(truth))
 
 
-def test_outdir_is_a_file(tmp_path, fasta, capsys):
+@pytest.mark.parametrize("cmd", ["annotate", "plan"])
+def test_outdir_is_a_file(tmp_path, fasta, capsys, cmd):
     out = tmp_path / "out"
     out.write_text("I am a file")
-    assert cli("annotate", "--fasta", fasta, "--outdir", out) == 2
-    assert "is not a directory" in one_error_line(capsys.readouterr().err)
+    extra = ["--backbone", "segment_nt"] if cmd == "plan" else []
+    assert cli(cmd, "--fasta", fasta, "--outdir", out, *extra) == 2
+    err = capsys.readouterr().err
+    assert "is not a directory" in one_error_line(err) and "plan: chr1" not in err  # before the scan
     assert out.read_text() == "I am a file"
 
 

@@ -26,6 +26,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .errors import GenosegError
+from .outputs import write_error
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class Fasta:
             g = os.path.join(d, base + ".gzi") if bgzf else None
             if _fresh(f, self.path) and (g is None or _fresh(g, self.path)):
                 return f, g, "found"
-        target = next((d for d in places if _writable(d)), None)
+        target = next((d for d in places if write_error(d) is None), None)
         if target is None:
             import tempfile
 
@@ -250,20 +251,6 @@ FAI_FIX = "delete it (genoseg builds a new one) or rebuild it: `samtools faidx {
 
 def _fresh(index: str, fasta: str) -> bool:
     return os.path.isfile(index) and os.path.getmtime(index) >= os.path.getmtime(fasta)
-
-
-def _writable(d: str) -> bool:
-    """Can a file be created in ``d``? (Tried: permission bits do not tell for root or
-    read-only mounts.)"""
-    import tempfile
-
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".genoseg-write-test-", dir=d)
-    except OSError:
-        return False
-    os.close(fd)
-    os.remove(tmp)
-    return True
 
 
 def build_index(path: str, fai: str, gzi: Optional[str] = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from .plan import add_index_options
@@ -36,10 +37,11 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..fasta import Fasta
     from ..models import load_model
-    from ..outputs import check_absent
+    from ..outputs import check_absent, check_writable_dir
     from ..predict import predict_chunk, read_chunk
 
     check_absent(args.out, args.overwrite)
+    check_writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out's directory")
     chunk = read_chunk(args.chunk)
     model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)
     try:
