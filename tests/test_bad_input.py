@@ -849,3 +849,23 @@ def test_annotate_threads_zero_is_refused_before_work(tmp_path, fasta, capsys):
     assert not (tmp_path / "out").exists()
     with pytest.raises(GenosegError, match="--threads"):
         AnnotateOptions(threads=0)
+
+
+def test_multi_species_taken_from_provenance_not_the_folder_name(tmp_path, caplog):
+    """A folder named by commit hash holding what fetch-model fetched from
+    InstaDeepAI/segment_nt_multi_species is that backbone; a folder whose name says
+    multi_species but whose provenance says segment_nt is segment_nt."""
+    from genoseg.models import detect_backbone
+
+    by_hash = copy_model(tmp_path / "3dcd14d0c1f5a1e2")
+    (tmp_path / "3dcd14d0c1f5a1e2" / "fetch.json").write_text(
+        json.dumps({"repo": "InstaDeepAI/segment_nt_multi_species", "revision": "main"}))
+    assert detect_backbone(by_hash) == "segment_nt_multi_species"
+    misleading = copy_model(tmp_path / "segment_nt_multi_species_old")
+    (tmp_path / "segment_nt_multi_species_old" / "fetch.json").write_text(
+        json.dumps({"repo": "InstaDeepAI/segment_nt", "revision": "main"}))
+    assert detect_backbone(misleading) == "segment_nt"
+    bare = copy_model(tmp_path / "my_segment_nt_multi_species")
+    with caplog.at_level("WARNING"):
+        assert detect_backbone(bare) == "segment_nt_multi_species"
+    assert "directory name" in caplog.text
