@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from ..device import EXIT_DEVICE_OOM, add_device_options, is_device_oom  # noqa: F401 - re-exported
 from .plan import add_index_options
@@ -43,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     from ..device import log_cache_stats, setup_from_args
     from ..fasta import Fasta
     from ..models import load_model
-    from ..outputs import check_absent
+    from ..outputs import check_absent, check_writable_dir
     from ..predict import predict_chunk, read_chunk
     from ..staging import ChunkSequence
 
     check_absent(args.out, args.overwrite)
+    check_writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out's directory")
     chunk = read_chunk(args.chunk)
     # the sequence is opened (and checked against the chunk) before the weights load
     source = (ChunkSequence(args.sequence, chunk) if args.sequence
