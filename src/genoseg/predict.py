@@ -88,6 +88,7 @@ for _a in "ACGTacgt":
 _TAPERS: dict[int, np.ndarray] = {}
 #: Batches a partial batch may trail the scan before it is sent padded (see ``horizon``).
 LOOKAHEAD_BATCHES = 4
+MIN_HORIZON = 1 << 18
 #: Batches dispatched to the device ahead of the merge.
 DEPTH = 2
 #: Blocks of finished rows queued for the writer thread.
@@ -388,9 +389,11 @@ def _check_fasta(fasta, chunk: dict) -> None:
 
 def default_horizon(g: Geometry, batch_size: int) -> int:
     """Virtual bases a partial batch may trail the scan: :data:`LOOKAHEAD_BATCHES`
-    batches of full-length windows plus one window's output."""
+    batches of full-length windows plus one window's output, at least
+    :data:`MIN_HORIZON` (the ring then holds at most ``2 * horizon * (F + 1) * 8``
+    bytes: 63 MB for 14 features at the minimum, 122 MB for 30-kb windows, batch 8)."""
     s, e = g.span(g.window_length)
-    return LOOKAHEAD_BATCHES * batch_size * g.step(g.window_length) + (e - s)
+    return max(MIN_HORIZON, LOOKAHEAD_BATCHES * batch_size * g.step(g.window_length) + (e - s))
 
 
 def predict_chunk(model, fasta, chunk: dict, out_path: str, batch_size: int = 8,
