@@ -195,11 +195,10 @@ def test_merge_equals_direct_weighted_mean(tmp_path):
             np.testing.assert_array_equal(got, codes)
 
 
-def test_merge_memory_bounded_on_long_contig(tmp_path, monkeypatch):
+def test_merge_memory_bounded_on_long_contig(tmp_path):
     """A 2.2 Mb contig with a short run before a 1 Mb N gap, in one chunk: the merge
     ring stays at a few windows (not the contig) and Python-side peak memory is
     the same as for a contig a quarter of the length."""
-    monkeypatch.setattr(store, "ROW_GROUP", 50_000)  # the writer's buffer: below both lengths
     rng = np.random.default_rng(5)
     m = FakeModel(window_length=768)
     peaks, rings = [], []

@@ -345,7 +345,8 @@ class _WriterThread:
                 break
             if self.error is None:  # after an error: drain, so put() never blocks
                 self._timed(lambda: self.writer.write(item[1], item[2], chrom=item[0]))
-        self._timed(self.writer.close)
+        failed = self.error is not None
+        self._timed(lambda: self.writer.close(complete=not failed))  # never marked complete after an error
 
     def _timed(self, fn) -> None:
         t0 = time.perf_counter()
