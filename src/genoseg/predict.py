@@ -211,14 +211,17 @@ class RingMerger:
     def nbytes(self) -> int:
         return self.num.nbytes + self.den.nbytes
 
-    def add(self, windows: list[tuple[int, int, np.ndarray, np.ndarray]]) -> None:
+    def add(self, windows: list[tuple[int, int, np.ndarray, np.ndarray]],
+            final: Optional[int] = None) -> None:
         """Add windows ``(vlo, vhi, w, probs)`` (in start order): ``w[:, None] * probs``
-        (``probs`` ``[vhi - vlo, F]`` float32, ``w`` float64) to bases ``[vlo, vhi)``.
+        (``probs`` ``[vhi - vlo, F]`` float32, ``w`` float64) to bases ``[vlo, vhi)``;
+        then :meth:`flush` up to ``final`` when given (no later window reaches below it).
 
         Done in cache-sized blocks of positions, adding every window that meets a block
-        in turn (the merge is bound by memory traffic: each sum row is then read and
-        written once per batch, not once per window); per base the additions happen in
-        window order, in float64, exactly as ``num += w[:, None] * probs`` would.
+        in turn and finalising the block at once when it is below ``final`` (the merge
+        is bound by memory traffic: each sum row then goes through the cache once per
+        batch, not once per window and again for the mean); per base the additions
+        happen in window order, in float64, exactly as ``num += w[:, None] * probs``.
         """
         windows = [x for x in windows if x[1] > x[0]]
         if not windows:
@@ -228,6 +231,7 @@ class RingMerger:
             raise AssertionError(f"window at {lo} merged after base {self.lo} was flushed")
         if hi - self.base > self.den.size:
             self._compact(hi)
+        self.hi = max(self.hi, hi)
         for a in range(lo, hi, BLOCK):
             b = min(a + BLOCK, hi)
             for vlo, vhi, w, probs in windows:
@@ -237,7 +241,10 @@ class RingMerger:
                 tmp = np.multiply(probs[x - vlo:y - vlo], w[x - vlo:y - vlo, None], out=self._tmp[:y - x])
                 self.num[x - self.base:y - self.base] += tmp
                 self.den[x - self.base:y - self.base] += w[x - vlo:y - vlo]
-        self.hi = max(self.hi, hi)
+            if final is not None and b <= final:
+                self.flush(b)
+        if final is not None:
+            self.flush(final)
 
     def _compact(self, need_end: int) -> None:
         """Move the live bases ``[lo, hi)`` to the ring start (amortised: the live span is
@@ -488,14 +495,14 @@ class _ChunkRun:
                 self.stats["compile_s" if first else "h2d_s"] += t1 - t0
                 device.submit({"k": k, "array": arr, "dispatched": t1 if first else t0})
                 while k + 1 - merged > DEPTH:
-                    done += self._merge(device, batches[merged], flush_before[merged], merger)
+                    done += self._merge(device, batches, merged, flush_before, merger)
                     merged += 1
                 if time.perf_counter() - last_log > self.progress_every:
                     last_log = time.perf_counter()
                     log.info("chunk %d: %d/%d windows (%.0f%%)", self.chunk["chunk"], done, len(self.jobs),
                              100.0 * done / max(1, len(self.jobs)))
             while merged < len(batches):
-                done += self._merge(device, batches[merged], flush_before[merged], merger)
+                done += self._merge(device, batches, merged, flush_before, merger)
                 merged += 1
             t0 = time.perf_counter()
             merger.flush(int(self.jobs.offset[-1]))
@@ -525,7 +532,10 @@ class _ChunkRun:
         self.stats["host_s"] += time.perf_counter() - t0
         return tokens
 
-    def _merge(self, device: _DeviceResults, b: np.ndarray, flush_to: int, merger: RingMerger) -> int:
+    def _merge(self, device: _DeviceResults, batches: list, k: int, flush_before: np.ndarray,
+               merger: RingMerger) -> int:
+        """Merge batch ``k``'s result (waiting for it); returns its window count."""
+        b = batches[k]
         t0 = time.perf_counter()
         item = device.next()
         t1 = time.perf_counter()
@@ -537,13 +547,13 @@ class _ChunkRun:
         a = item["array"]
         if self.rc:
             a = (a[:self.batch_size] + a[self.batch_size:][:, ::-1]) * np.float32(0.5)
-        merger.flush(int(flush_to))
+        merger.flush(int(flush_before[k]))
         j, w = self.jobs, taper(a.shape[1])
         rows = []
         for r, i in enumerate(b.tolist()):
             lo, hi, skip = int(j.vlo[i]), int(j.vhi[i]), int(j.skip[i])
             rows.append((lo, hi, w[skip:skip + hi - lo], a[r, skip:skip + hi - lo]))
-        merger.add(rows)
+        merger.add(rows, int(flush_before[k + 1]) if k + 1 < len(batches) else int(j.offset[-1]))
         self.stats["merge_s"] += time.perf_counter() - t1
         return int(b.size)
 
