@@ -72,6 +72,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from . import signals
 from .errors import GenosegError
 from .store import PredictionWriter, base_metadata, quantize
 from .windows import CHUNK_FORMAT, Geometry
@@ -486,6 +487,7 @@ class _ChunkRun:
         merged, last_log, done = 0, time.perf_counter(), 0
         try:
             for k, b in enumerate(batches):
+                signals.check()  # a SIGTERM/SIGINT stops here, between batches (genoseg.signals)
                 tokens = self._prepare(b)
                 t0 = time.perf_counter()
                 arr = self.model.predict_tokens(tokens)

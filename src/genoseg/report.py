@@ -349,7 +349,7 @@ def _region_probs(dataset_dir: str, region: Region, nfeat: int):
 def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] = None,
                  evaluation=None, timings: Union[str, dict, list, None] = None,
                  regions: Optional[Iterable[Union[str, Region]]] = None, *, overwrite: bool = False,
-                 region_width: int = 20_000) -> str:
+                 region_width: int = 20_000, location: Optional[str] = None) -> str:
     """Write the HTML report of ``backbone_dir`` (``OUTDIR/<backbone>``) to ``out_path``.
 
     Args:
@@ -365,6 +365,8 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
         regions: ``"chrom:start-end"`` strings (1-based closed) or ``(chrom, start0, end0)``
             tuples; default: the 3 windows of ``region_width`` bp with the most calls.
         overwrite: replace an existing ``out_path`` (else GenosegError).
+        location: directory named in the report's header (default ``backbone_dir``;
+            ``annotate`` writes into a staging directory and names the final one).
 
     Returns:
         ``out_path``.
@@ -407,7 +409,7 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
     backbone = meta.get("backbone") or (summary or {}).get("backbone") or os.path.basename(os.path.normpath(backbone_dir))
     H: list[str] = []
     H.append(f"<h1>genoseg report — {esc(backbone)}</h1>")
-    H.append(f'<p class="sub">{esc(os.path.abspath(backbone_dir))} · generated '
+    H.append(f'<p class="sub">{esc(os.path.abspath(location or backbone_dir))} · generated '
              f'{esc(datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))}</p>')
 
     # --- what ran
