@@ -41,6 +41,7 @@ from typing import Optional
 from . import signals
 from .errors import GenosegError
 from .outputs import atomic_path, backbone_dir, check_absent, escape_name
+from .parallel import check_threads
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,11 @@ class AnnotateOptions:
     overwrite: bool = False
     resume: bool = True
     downstream: bool = True
+    threads: Optional[int] = None  # worker processes for call and tracks; None: the task's cores
 
     def __post_init__(self):
+        if self.threads is not None:
+            check_threads(self.threads)
         if self.contigs is not None:
             object.__setattr__(self, "contigs", tuple(self.contigs))
         if self.window_length is not None and self.window_length <= 0:
@@ -155,7 +159,7 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
         with signals.immediate():
             _collect(plan, files, stage, timings)
             if o.downstream:
-                _downstream(stage, bdir, plan, timings, o.truth)
+                _downstream(stage, bdir, plan, timings, o.truth, o.threads)
         # (a signal now waits: all outputs move into place, or none; then the run is done)
         publish(stage, bdir, os.path.join(work.path, "old"))
         work.done()
@@ -303,7 +307,8 @@ def _collect(plan: dict, files: list[str], stage: str, timings: _Timings) -> Non
     timings.add("collect", t0, sum(c["length"] for c in plan["contigs"]))
 
 
-def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, truth: Optional[str]) -> None:
+def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, truth: Optional[str],
+                threads: Optional[int] = None) -> None:
     """call, tracks, (evaluate,) report and timings.json into ``stage`` (the report
     names ``bdir``, where the outputs will be)."""
     from . import calls, report, tracks
@@ -312,11 +317,12 @@ def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, truth: Opt
     sizes = {c["name"]: c["length"] for c in plan["contigs"]}
     t0 = time.perf_counter()
     calls.call_dataset(os.path.join(stage, "predictions"), os.path.join(stage, "calls"), overwrite=True,
-                       chrom_sizes=sizes)
+                       chrom_sizes=sizes, threads=threads)
     _name_final_dataset(os.path.join(stage, "calls", "summary.json"), os.path.join(bdir, "predictions"))
     timings.add("call", t0)
     t0 = time.perf_counter()
-    tracks.write_tracks(os.path.join(stage, "predictions"), os.path.join(stage, "tracks"), sizes, overwrite=True)
+    tracks.write_tracks(os.path.join(stage, "predictions"), os.path.join(stage, "tracks"), sizes, overwrite=True,
+                        threads=threads)
     timings.add("tracks", t0)
     evaluation = None
     if truth is not None:

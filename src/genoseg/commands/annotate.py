@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..parallel import add_threads_option
 from .plan import add_index_options, add_plan_options, contig_list
 
 
@@ -22,6 +23,7 @@ def register(sub) -> None:
     p.add_argument("--truth", default=None,
                    help="GFF3 of known elements (e.g. from genoseg simulate): score the calls "
                         "(OUTDIR/<backbone>/evaluation.tsv, shown in the report)")
+    add_threads_option(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs (all of them, when the run succeeds); starts clean")
     p.add_argument("--no-resume", dest="resume", action="store_false",
