@@ -441,7 +441,8 @@ def predict_chunk(model, fasta, chunk: dict, out_path: str, batch_size: int = 8,
     features = list(model.features)
     meta = {**base_metadata(features, g.backbone), "kind": "chunk", "plan_id": chunk["plan_id"],
             "chunk": chunk["chunk"], "reverse_complement": bool(reverse_complement),
-            "compute_dtype": getattr(model, "compute_dtype", None)}
+            "compute_dtype": getattr(model, "compute_dtype", None),
+            "device": getattr(model, "device", None)}
     jobs = Jobs.from_chunk(chunk, g)
     batches = schedule(jobs.length, jobs.vlo, jobs.vhi, batch_size,
                        default_horizon(g, batch_size) if horizon is None else int(horizon))
