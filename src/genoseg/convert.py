@@ -85,8 +85,9 @@ def file_record(path: str, block: int = BLOCK_BYTES) -> dict:
 
 
 def _workers() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(16, cores))
+    from .parallel import available_cores
+
+    return min(16, available_cores())
 
 
 # ------------------------------------------------------------------ reading
