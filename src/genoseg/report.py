@@ -491,6 +491,8 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
     for k in ("version", "encoding", "scale"):
         if k in meta:
             info[f"predictions {k}"] = meta[k]
+    if meta.get("devices"):
+        info["device" + "s" * (len(meta["devices"]) > 1)] = "; ".join(meta["devices"])
     if features:
         info["features"] = ", ".join(features)
     if contigs:
