@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import glob
+import gzip
+import hashlib
 import json
 import os
 import re
@@ -258,35 +260,84 @@ def test_genome_modules_write_their_declared_outputs(genome):
     assert (prep / "demo.fa.fai").read_text().strip()
 
 
+SNAPSHOT = ROOT / "tests/main.nf.test.snap"
+PIPELINE_TEST = "segment_nt: predictions, calls, tracks, genes, report and pipeline_info"
+
+
+def output_snapshot(bdir: Path) -> list:
+    """What tests/main.nf.test snapshots of OUTDIR/segment_nt (computed the same way
+    there): md5 of each BED's decompressed text, of calls.gff3 and genes.gff3, and the
+    prediction rows per contig from the dataset index."""
+    beds = {p.name: hashlib.md5(gzip.decompress(p.read_bytes())).hexdigest()
+            for p in sorted((bdir / "calls").glob("*.bed.gz"), key=lambda p: p.name)}
+    rows = json.loads((bdir / "predictions/_genoseg.json").read_text())["rows"]
+    md5 = lambda p: hashlib.md5(p.read_bytes()).hexdigest()  # noqa: E731
+    return [beds, md5(bdir / "calls/calls.gff3"), rows, md5(bdir / "genes/genes.gff3")]
+
+
 @pytest.mark.slow
-def test_module_scripts_write_their_declared_outputs(demo, genome):
+def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
+    """The module scripts as -profile test configures them (ext.args, batch size, test
+    parameters, all evaluated by the config harness) run as a chain on the demo genome,
+    each writes what it declares, and the results are those tests/main.nf.test expects
+    of the real pipeline run (its snapshot)."""
+    run = configs["test"]
+    args = {t[0]["_process"]: t[0]["ext"] for t in run["tasks"]}
+    params = run["params"]
     sim, prep = genome
     fasta, fai = prep / "demo.fa", prep / "demo.fa.fai"
-    model = next((m for m in GOLDEN_MODELS if (m / "jax_model").is_dir()), None)
-    assert model is not None
+    source = Path(params["model_dir"])
+    assert source == ROOT / "assets/demo_model" and int(params["simulate_seed"]) == 7
+    jax_cache = run["calls"][0]["value"]  # created at start by main.nf, as here
+    assert jax_cache and f"--jax-cache-dir {jax_cache}" in args["GENOSEG_PREDICT"]["args"]
+    Path(jax_cache).mkdir(parents=True)
+    conv = demo.run("convert_model", {"source/demo_model": source},
+                    {"model": "source/demo_model", "meta.backbone": "segment_nt", "args": args["GENOSEG_CONVERT_MODEL"]["args"] or ""})
+    model = conv / "converted"
+    assert (model / "convert.json").is_file() and not list(model.rglob("*.joblib"))
     plan = demo.run("plan_windows", {"genome.fa": fasta, "genome.fa.fai": fai, "model": model},
-                    {"fasta": "genome.fa", "model": "model",
-                     "args": "--backbone segment_nt --contigs chr3 --windows-per-chunk 64"})
+                    {"fasta": "genome.fa", "model": "model", "args": args["GENOSEG_PLAN"]["args"]})
     chunks = sorted((plan / "plan/chunks").glob("chunk_*.json"))
     assert len(chunks) >= 2  # a real scatter/gather
     parquets = []
     for chunk in chunks:
-        demo.run("predict", {"chunk.json": chunk, "genome.fa": fasta, "genome.fa.fai": fai, "model": model},
-                     {"fasta": "genome.fa", "model": "model", "chunk": "chunk.json", "meta.backbone": "segment_nt",
-                      "batch_size": "4", "prefix": chunk.stem})
+        seq = chunk.with_suffix(".fa.gz")
+        stage = {chunk.name: chunk, seq.name: seq, "model": model,
+                 **{p.name: p for p in (Path(f"{seq}.fai"), Path(f"{seq}.gzi")) if p.exists()}}
+        demo.run("predict", stage, {"chunk": chunk.name, "sequence": seq.name, "model": "model", "meta.backbone": "segment_nt",
+                                    "batch_size": str(args["GENOSEG_PREDICT"]["batch_size"]), "prefix": chunk.stem,
+                                    "args": args["GENOSEG_PREDICT"]["args"]})
         demo.tmp.joinpath("predict").rename(demo.tmp / f"predict_{chunk.stem}")
         parquets.append(demo.tmp / f"predict_{chunk.stem}" / f"{chunk.stem}.parquet")
     stage = {"plan.json": plan / "plan/plan.json", **{f"chunks/{p.name}": p for p in parquets}}
     col = demo.run("collect", stage, {"plan": "plan.json", "parquets": " ".join(f"chunks/{p.name}" for p in parquets),
                                       "meta.backbone": "segment_nt"})
     pred = col / "segment_nt/predictions"
-    calls = demo.run("call", {"predictions": pred, "genome.fa.fai": fai}, {"predictions": "predictions", "fai": "genome.fa.fai"})
+    calls = demo.run("call", {"predictions": pred, "genome.fa.fai": fai},
+                     {"predictions": "predictions", "fai": "genome.fa.fai", "args": args["GENOSEG_CALL"]["args"]})
     tracks = demo.run("tracks", {"predictions": pred, "genome.fa.fai": fai}, {"predictions": "predictions", "fai": "genome.fa.fai"})
+    genes = demo.run("genes", {"predictions": pred, "genome.fa": fasta, "genome.fa.fai": fai},
+                     {"predictions": "predictions", "fasta": "genome.fa", "args": args["GENOSEG_GENES"]["args"]})
     ev = demo.run("evaluate", {"calls": calls / "calls", "truth.gff3": sim / "sim/truth.gff3", "genome.fa.fai": fai},
                   {"calls": "calls", "truth": "truth.gff3", "fai": "genome.fa.fai"})
     demo.run("report", {"plan.json": plan / "plan/plan.json", "run/predictions": pred, "run/calls": calls / "calls",
                         "run/tracks": tracks / "tracks", "evaluation.tsv": ev / "evaluation.tsv"},
              {"plan": "plan.json", "eval_arg": "--evaluation evaluation.tsv"})
+    # published layout, then the snapshot the pipeline test compares against
+    out = demo.tmp / "published/segment_nt"
+    out.mkdir(parents=True)
+    for name, src in (("predictions", pred), ("calls", calls / "calls"), ("genes", genes / "genes")):
+        (out / name).symlink_to(src)
+    content = output_snapshot(out)
+    if os.environ.get("GENOSEG_UPDATE_SNAPSHOT"):
+        snap = json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {}
+        snap[PIPELINE_TEST] = {"content": content, "meta": {"nf-test": "0.9.2", "nextflow": "24.10.0"},
+                               "timestamp": "written by tests/test_nextflow.py (GENOSEG_UPDATE_SNAPSHOT=1)"}
+        SNAPSHOT.write_text(json.dumps(snap, indent=4) + "\n")
+    expected = json.loads(SNAPSHOT.read_text())[PIPELINE_TEST]["content"]
+    assert content == expected, ("the -profile test outputs changed: if that is intended, rerun this test with "
+                                 "GENOSEG_UPDATE_SNAPSHOT=1 to update tests/main.nf.test.snap")
+    assert PIPELINE_TEST in (ROOT / "tests/main.nf.test").read_text()
 
 
 def test_fetch_model_module_against_a_local_hub(demo):
@@ -501,7 +552,7 @@ GPU_MODULE = "predict"
 CPU_MODULES = [m.parent.name for m in MODULES if m.parent.name != GPU_MODULE]
 
 
-def _scenarios() -> list[dict]:
+def _scenarios(workdir: Path) -> list[dict]:
     out = "/results"
     wf = {"workDir": "/scratch/work"}
     all_tasks = [module_task(m) for m in [m.parent.name for m in MODULES]]
@@ -546,8 +597,10 @@ def _scenarios() -> list[dict]:
                     "args": ["$params", "google,gpu"]}]},
         {"id": "default", "profiles": [], "params": {"outdir": out}, "workflow": wf,
          "tasks": [dict(t, exits=[137, 137, 137, 137, 0]) for t in all_tasks]},
-        {"id": "test", "profiles": ["test"], "params": {"outdir": out}, "workflow": wf,
-         "tasks": [dict(t, exits=[137, 137, 137, 137, 0]) for t in all_tasks]},
+        {"id": "test", "profiles": ["test"], "params": {"outdir": out}, "workflow": {"workDir": str(workdir)},
+         "tasks": [dict(t, exits=[137, 137, 137, 137, 0]) for t in all_tasks],
+         "calls": [{"file": "subworkflows/local/utils_genoseg/main.nf", "function": "jaxCacheDir",
+                    "args": ["$params", "$workDir"]}]},
     ]
     return runs
 
@@ -563,7 +616,8 @@ class Evaluated(dict):
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory):
-    return Evaluated(eval_config(_scenarios(), tmp_path_factory.mktemp("config_eval")))
+    tmp = tmp_path_factory.mktemp("config_eval")
+    return Evaluated(eval_config(_scenarios(tmp / "work"), tmp))
 
 
 def attempts_of(run: dict, name: str) -> list[list[dict]]:

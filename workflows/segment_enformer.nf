@@ -1,6 +1,7 @@
 /*
     Workflow for SegmentEnformer: one-hot input, windows may cross N runs, every input base predicted.
-    genome -> model -> plan -> predict per chunk (GPU) -> collect -> call / tracks -> report,
+    genome -> model (converted once) -> plan -> predict per chunk (GPU) -> collect ->
+    call / tracks / genes -> report,
     published under OUTDIR/<backbone>/ (see conf/modules.config).
 */
 include { RESOLVE_MODEL    } from '../subworkflows/local/resolve_model'
@@ -27,6 +28,7 @@ workflow SEGMENT_ENFORMER {
     predictions = SCATTER_PREDICT.out.predictions   // channel: [ meta, predictions/ ]
     calls       = ANNOTATE_OUTPUTS.out.calls        // channel: [ meta, calls/ ]
     tracks      = ANNOTATE_OUTPUTS.out.tracks       // channel: [ meta, tracks/ ]
+    genes       = ANNOTATE_OUTPUTS.out.genes        // channel: [ meta, genes/ ]
     report      = ANNOTATE_OUTPUTS.out.report       // channel: [ meta, report.html ]
     versions    = ch_versions                       // channel: versions.yml
 }

@@ -510,7 +510,7 @@ def callFunction(Path root, Map call, Map params, Object workflow) {
     binding.setVariable('params', params)
     binding.setVariable('workflow', workflow)
     def script = new GroovyShell(binding).parse(root.resolve(call.file).toFile())
-    def args = (call.args ?: []).collect { it == '$params' ? params : it == '$workflow' ? workflow : it }
+    def args = (call.args ?: []).collect { it == '$params' ? params : it == '$workflow' ? workflow : it == '$workDir' ? workflow.workDir : it }
     try {
         return [value: plain(script.invokeMethod(call.function, args as Object[])), log: messages]
     }

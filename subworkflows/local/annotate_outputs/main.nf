@@ -1,9 +1,12 @@
 //
-// From a backbone's predictions to its calls (BED/GFF3), tracks (bigWig), optional
-// evaluation against a truth GFF3, and report.html.
+// From a backbone's predictions to its calls (BED/GFF3), tracks (bigWig), gene models
+// (when the model predicts exons or introns, unless --skip_genes), optional evaluation
+// against a truth GFF3, and report.html.
 //
 include { GENOSEG_CALL     } from '../../../modules/local/call'
 include { GENOSEG_TRACKS   } from '../../../modules/local/tracks'
+include { GENOSEG_GENES    } from '../../../modules/local/genes'
+include { decodesGenes     } from '../utils_genoseg'
 include { GENOSEG_EVALUATE } from '../../../modules/local/evaluate'
 include { GENOSEG_REPORT   } from '../../../modules/local/report'
 
@@ -23,6 +26,12 @@ workflow ANNOTATE_OUTPUTS {
     GENOSEG_TRACKS(ch_predictions.combine(ch_fai))
     ch_versions = ch_versions.mix(GENOSEG_CALL.out.versions, GENOSEG_TRACKS.out.versions)
 
+    ch_genes_in = ch_predictions
+        .filter { meta, predictions -> decodesGenes(params, predictions) }
+        .combine(ch_genome.map { meta, fasta, fai -> [ fasta, fai ] })
+    GENOSEG_GENES(ch_genes_in)
+    ch_versions = ch_versions.mix(GENOSEG_GENES.out.versions)
+
     ch_eval_in = GENOSEG_CALL.out.calls
         .combine(ch_truth.map { meta, truth -> truth })
         .combine(ch_fai)
@@ -41,6 +50,7 @@ workflow ANNOTATE_OUTPUTS {
     emit:
     calls      = GENOSEG_CALL.out.calls         // channel: [ meta, calls/ ]
     tracks     = GENOSEG_TRACKS.out.tracks      // channel: [ meta, tracks/ ]
+    genes      = GENOSEG_GENES.out.genes        // channel: [ meta, genes/ ]
     evaluation = GENOSEG_EVALUATE.out.evaluation
     report     = GENOSEG_REPORT.out.report      // channel: [ meta, report.html ]
     versions   = ch_versions

@@ -116,3 +116,25 @@ def jaxCacheDir(params, workDir) {
     }
     return workDir.toUri().scheme == 'file' ? "${workDir}/genoseg_jax_cache".toString() : null
 }
+
+// SHA-256 of a converted model directory's convert.json, which lists the SHA-256 of every
+// weight file: a predict task input, so that its cache key follows the weights.
+def weightsChecksum(model_dir) {
+    def record = model_dir.resolve('convert.json')
+    if (!record.exists()) {
+        error "${model_dir} has no convert.json: the weights were not converted (genoseg convert-model / fetch-model without --no-convert)."
+    }
+    return record.text.digest('SHA-256')
+}
+
+// Whether the gene-model step runs for a backbone's predictions: not with --skip_genes,
+// otherwise when the model predicts exons or introns (as `genoseg annotate` decides),
+// read from the dataset's index (_genoseg.json features).
+def decodesGenes(params, predictions) {
+    if (params.skip_genes) {
+        return false
+    }
+    def index = predictions.resolve('_genoseg.json')
+    def features = index.exists() ? (new groovy.json.JsonSlurper().parseText(index.text).features ?: []) : []
+    return ('exon' in features) || ('intron' in features)
+}
