@@ -292,7 +292,7 @@ def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
     assert jax_cache and f"--jax-cache-dir {jax_cache}" in args["GENOSEG_PREDICT"]["args"]
     Path(jax_cache).mkdir(parents=True)
     conv = demo.run("convert_model", {"source/demo_model": source},
-                    {"model": "source/demo_model", "meta.backbone": "segment_nt", "args": args["GENOSEG_CONVERT_MODEL"]["args"] or ""})
+                    {"model": "source/demo_model", "meta.backbone": "segment_nt", "args": args["GENOSEG_CONVERT_MODEL"].get("args") or ""})
     model = conv / "converted"
     assert (model / "convert.json").is_file() and not list(model.rglob("*.joblib"))
     plan = demo.run("plan_windows", {"genome.fa": fasta, "genome.fa.fai": fai, "model": model},
@@ -317,7 +317,7 @@ def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
                      {"predictions": "predictions", "fai": "genome.fa.fai", "args": args["GENOSEG_CALL"]["args"]})
     tracks = demo.run("tracks", {"predictions": pred, "genome.fa.fai": fai}, {"predictions": "predictions", "fai": "genome.fa.fai"})
     genes = demo.run("genes", {"predictions": pred, "genome.fa": fasta, "genome.fa.fai": fai},
-                     {"predictions": "predictions", "fasta": "genome.fa", "args": args["GENOSEG_GENES"]["args"]})
+                     {"predictions": "predictions", "fasta": "genome.fa", "args": args["GENOSEG_GENES"].get("args") or ""})
     ev = demo.run("evaluate", {"calls": calls / "calls", "truth.gff3": sim / "sim/truth.gff3", "genome.fa.fai": fai},
                   {"calls": "calls", "truth": "truth.gff3", "fai": "genome.fa.fai"})
     demo.run("report", {"plan.json": plan / "plan/plan.json", "run/predictions": pred, "run/calls": calls / "calls",
