@@ -260,6 +260,12 @@ def test_genome_modules_write_their_declared_outputs(genome):
     assert (prep / "demo.fa.fai").read_text().strip()
 
 
+def stage_index(chunk: Path) -> list[Path]:
+    """The index files of a chunk's staged sequence (what predict stages beside it)."""
+    seq = chunk.with_suffix(".fa.gz")
+    return [p for p in (Path(f"{seq}.fai"), Path(f"{seq}.gzi")) if p.exists()]
+
+
 SNAPSHOT = ROOT / "tests/main.nf.test.snap"
 PIPELINE_TEST = "segment_nt: predictions, calls, tracks, genes, report and pipeline_info"
 
@@ -302,8 +308,7 @@ def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
     parquets = []
     for chunk in chunks:
         seq = chunk.with_suffix(".fa.gz")
-        stage = {chunk.name: chunk, seq.name: seq, "model": model,
-                 **{p.name: p for p in (Path(f"{seq}.fai"), Path(f"{seq}.gzi")) if p.exists()}}
+        stage = {chunk.name: chunk, seq.name: seq, "model": model, **{p.name: p for p in stage_index(chunk)}}
         demo.run("predict", stage, {"chunk": chunk.name, "sequence": seq.name, "model": "model", "meta.backbone": "segment_nt",
                                     "batch_size": str(args["GENOSEG_PREDICT"]["batch_size"]), "prefix": chunk.stem,
                                     "args": args["GENOSEG_PREDICT"]["args"]})
@@ -323,6 +328,26 @@ def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
     demo.run("report", {"plan.json": plan / "plan/plan.json", "run/predictions": pred, "run/calls": calls / "calls",
                         "run/tracks": tracks / "tracks", "evaluation.tsv": ev / "evaluation.tsv"},
              {"plan": "plan.json", "eval_arg": "--evaluation evaluation.tsv"})
+    # the pipeline's own glue on these real outputs (subworkflows/local/utils_genoseg):
+    # chunk files -> predict inputs, weights checksum (predict's cache key), genes on/off
+    utils = "subworkflows/local/utils_genoseg/main.nf"
+    plan_files = sorted(str(p) for p in (plan / "plan/chunks").iterdir())
+    glue = {"file": utils}
+    answer = eval_config([
+        {"id": "on", "profiles": ["test"], "params": {"outdir": "/r"}, "calls": [
+            {**glue, "function": "chunkInputs", "args": [{"id": "segment_nt"}, {"paths": plan_files}]},
+            {**glue, "function": "weightsChecksum", "args": [{"path": str(model)}]},
+            {**glue, "function": "decodesGenes", "args": ["$params", {"path": str(pred)}]}]},
+        {"id": "off", "profiles": ["test"], "params": {"outdir": "/r", "skip_genes": True}, "calls": [
+            {**glue, "function": "decodesGenes", "args": ["$params", {"path": str(pred)}]}]},
+    ], demo.tmp)
+    inputs, checksum, genes_on = (c.get("value", c) for c in answer["on"]["calls"])
+    assert [i[0]["chunk"] for i in inputs] == [c.stem for c in chunks]
+    for (meta, json_f, seq_f, index), chunk in zip(inputs, chunks):
+        assert Path(json_f) == chunk and Path(seq_f) == chunk.with_suffix(".fa.gz")
+        assert sorted(Path(i).name for i in index) == sorted(p.name for p in stage_index(chunk))
+    assert checksum == hashlib.sha256((model / "convert.json").read_bytes()).hexdigest()
+    assert genes_on is True and answer["off"]["calls"][0]["value"] is False
     # published layout, then the snapshot the pipeline test compares against
     out = demo.tmp / "published/segment_nt"
     out.mkdir(parents=True)

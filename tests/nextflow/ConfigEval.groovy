@@ -95,7 +95,12 @@ class Dur implements Comparable<Dur> {
     String toString() { "${ms / 3_600_000L}h" }
 }
 
-def installUnits() {
+// Nextflow's extensions used by the pipeline: memory and duration units on numbers, and
+// the Path properties of its file helpers (name, text, exists()).
+def installExtensions() {
+    java.nio.file.Path.metaClass.getName = { -> delegate.fileName.toString() }
+    java.nio.file.Path.metaClass.getText = { -> new String(java.nio.file.Files.readAllBytes(delegate), 'UTF-8') }
+    java.nio.file.Path.metaClass.exists = { -> java.nio.file.Files.exists(delegate) }
     [Integer, Long].each { cls ->
         cls.metaClass.getB = { -> new MemUnit(delegate as long) }
         cls.metaClass.getKB = { -> new MemUnit((delegate as long) << 10) }
@@ -510,7 +515,12 @@ def callFunction(Path root, Map call, Map params, Object workflow) {
     binding.setVariable('params', params)
     binding.setVariable('workflow', workflow)
     def script = new GroovyShell(binding).parse(root.resolve(call.file).toFile())
-    def args = (call.args ?: []).collect { it == '$params' ? params : it == '$workflow' ? workflow : it == '$workDir' ? workflow.workDir : it }
+    // "$params", "$workflow", "$workDir": the resolved objects; {"path": p} / {"paths": [...]}: Paths
+    def args = (call.args ?: []).collect {
+        it == '$params' ? params : it == '$workflow' ? workflow : it == '$workDir' ? workflow.workDir :
+        it instanceof Map && it.path ? Paths.get(it.path.toString()) :
+        it instanceof Map && it.paths ? it.paths.collect { p -> Paths.get(p.toString()) } : it
+    }
     try {
         return [value: plain(script.invokeMethod(call.function, args as Object[])), log: messages]
     }
@@ -525,7 +535,7 @@ class PipelineError extends RuntimeException {
 
 // ------------------------------------------------------------------ main
 
-installUnits()
+installExtensions()
 def request = new JsonSlurper().parse(new File(args[0]))
 Path configFile = Paths.get(request.config).toAbsolutePath()
 Path root = configFile.parent

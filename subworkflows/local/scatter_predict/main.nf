@@ -6,6 +6,7 @@
 include { GENOSEG_PLAN    } from '../../../modules/local/plan_windows'
 include { GENOSEG_PREDICT } from '../../../modules/local/predict'
 include { GENOSEG_COLLECT } from '../../../modules/local/collect'
+include { chunkInputs     } from '../utils_genoseg'
 
 workflow SCATTER_PREDICT {
 
@@ -26,16 +27,7 @@ workflow SCATTER_PREDICT {
     // scatter: one task per chunk, with chunk_NNNNN.json, its sequence chunk_NNNNN.fa.gz
     // and that sequence's .fai/.gzi
     ch_predict_in = GENOSEG_PLAN.out.chunks
-        .flatMap { meta, files ->
-            (files instanceof List ? files : [ files ])
-                .groupBy { f -> f.name.tokenize('.')[0] }
-                .collect { chunk, fs ->
-                    [ meta + [ chunk: chunk ],
-                      fs.find { f -> f.name == "${chunk}.json" },
-                      fs.find { f -> f.name == "${chunk}.fa.gz" },
-                      fs.findAll { f -> f.name in [ "${chunk}.fa.gz.fai", "${chunk}.fa.gz.gzi" ] } ]
-                }
-        }
+        .flatMap { meta, files -> chunkInputs(meta, files) }
         .combine(ch_model)
         .map { meta, chunk, sequence, index, mmeta, model, sha -> [ meta, chunk, sequence, index, model, sha ] }
     GENOSEG_PREDICT(ch_predict_in)

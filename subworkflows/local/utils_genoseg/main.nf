@@ -138,3 +138,19 @@ def decodesGenes(params, predictions) {
     def features = index.exists() ? (new groovy.json.JsonSlurper().parseText(index.text).features ?: []) : []
     return ('exon' in features) || ('intron' in features)
 }
+
+// The plan's chunk files -> one predict input per chunk, in chunk order:
+// [ meta + [chunk: 'chunk_NNNNN'], chunk_NNNNN.json, chunk_NNNNN.fa.gz, [ its .fai/.gzi ] ]
+def chunkInputs(meta, files) {
+    def byChunk = (files instanceof List ? files : [ files ]).groupBy { f -> f.name.tokenize('.')[0] }
+    return byChunk.keySet().sort().collect { String chunk ->
+        def named = byChunk[chunk].collectEntries { f -> [ (f.name): f ] }
+        def json = named["${chunk}.json".toString()]
+        def sequence = named["${chunk}.fa.gz".toString()]
+        if (json == null || sequence == null) {
+            error "Plan output incomplete for ${chunk}: expected ${chunk}.json and ${chunk}.fa.gz (genoseg plan --stage-sequences), found ${named.keySet().sort().join(', ')}."
+        }
+        def index = [ "${chunk}.fa.gz.fai".toString(), "${chunk}.fa.gz.gzi".toString() ].findResults { n -> named[n] }
+        [ meta + [ chunk: chunk ], json, sequence, index ]
+    }
+}
