@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -596,6 +597,16 @@ def _scenarios(workdir: Path) -> list[dict]:
          "tasks": [module_task(GPU_MODULE, backbone=b) for b in ("segment_nt", "segment_enformer", "segment_borzoi")]},
         {"id": "batch_param", "profiles": ["gpu"], "params": {"outdir": out, "batch_size": 6}, "workflow": wf,
          "tasks": [module_task(GPU_MODULE, backbone="segment_borzoi", exits=(75, 75, 0))]},
+        # every optional parameter that becomes a genoseg flag (task sizing options are
+        # alternatives: one per run)
+        *[{"id": f"flags/{i}", "profiles": ["gpu"], "workflow": wf, "tasks": [module_task(m) for m in [m.parent.name for m in MODULES]],
+           "params": {"outdir": out, **p}} for i, p in enumerate([
+               {"chunk_seconds": 120.5, "seconds_per_window": 0.04, "window_length": 12288, "contigs": "chr1,chr2",
+                "min_contig_length": 1000, "reverse_complement": True, "compute_dtype": "bfloat16",
+                "call_args": "--threshold exon=0.6:0.4 --min-length exon=30", "genes_args": "--min-cds-length 150",
+                "jax_cache_dir": "/shared/xla"},
+               {"target_chunks": 100, "contig_regex": "^chr[0-9XY]+$", "use_gpu": False},
+               {"windows_per_chunk": 64}])],
         {"id": "slurm_cpu", "profiles": ["slurm"], "params": {"outdir": out, "cluster_options": "--account=lab"},
          "workflow": wf, "tasks": [module_task(GPU_MODULE)]},
         {"id": "local_docker_gpu", "profiles": ["docker", "gpu"], "params": {"outdir": out},
@@ -796,7 +807,8 @@ def test_published_outputs_hold_no_versions_yml(configs):
         for out, dests in a["published"].items():
             published.update({d: (a["_process"], out) for d in dests})
     wanted = {"/results/segment_nt/plan.json", "/results/segment_nt/predictions", "/results/segment_nt/calls",
-              "/results/segment_nt/tracks", "/results/segment_nt/report.html", "/results/segment_nt/evaluation.tsv"}
+              "/results/segment_nt/tracks", "/results/segment_nt/genes", "/results/segment_nt/report.html",
+              "/results/segment_nt/evaluation.tsv"}
     assert wanted <= set(published), sorted(published)
     assert not any(d.endswith(".parquet") for d in published), "predict chunks are intermediate"
     main_nf = (ROOT / "main.nf").read_text()
@@ -922,3 +934,31 @@ def test_nf_tests_assert_the_version_value(genome):
         for pattern in found:
             rx = re.compile(pattern)
             assert rx.search(real) and not rx.search(missing) and not rx.search(empty), (spec, pattern)
+
+
+def test_module_command_lines_with_every_configured_flag_parse(configs):
+    """Each module's genoseg command line, with the ext.args the configuration gives it for
+    every optional parameter set (evaluated, not grepped), parses with the real CLI."""
+    parser = build_parser()
+    by_process = {process_name(m): m for m in MODULES}
+    seen = set()
+    for rid in [k for k in configs if k.startswith("flags/")]:
+        for t in configs[rid]["tasks"]:
+            a = t[0]
+            path = by_process[a["_process"]]
+            script = module_script(path)
+            exprs = {e.strip() for e in re.findall(r"(?<!\\)\$\{([^}]*)\}", script)}
+            values = {e: dummy(e) for e in exprs}
+            values.update(args=a["ext"].get("args") or "", batch_size=str(a["ext"].get("batch_size", 4)))
+            for line in genoseg_lines(render(script, values)):
+                if line.startswith("genoseg --version"):
+                    continue
+                argv = shlex.split(line)[1:]
+                try:
+                    parser.parse_args(argv)
+                except SystemExit as exc:
+                    pytest.fail(f"{rid} {a['_process']}: `{line}` rejected by the CLI parser (exit {exc.code})")
+                seen |= {w for w in argv if w.startswith("--")}
+    for flag in ("--chunk-seconds", "--target-chunks", "--windows-per-chunk", "--seconds-per-window", "--stage-sequences",
+                 "--device", "--jax-cache-dir", "--sequence", "--reverse-complement", "--threads", "--contig-regex"):
+        assert flag in seen, flag
