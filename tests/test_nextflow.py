@@ -606,7 +606,9 @@ def _scenarios(workdir: Path) -> list[dict]:
                 "call_args": "--threshold exon=0.6:0.4 --min-length exon=30", "genes_args": "--min-cds-length 150",
                 "jax_cache_dir": "/shared/xla"},
                {"target_chunks": 100, "contig_regex": "^chr[0-9XY]+$", "use_gpu": False},
-               {"windows_per_chunk": 64}])],
+               {"windows_per_chunk": 64},
+               {"contigs": "chr1,it's; touch /tmp/genoseg-pwned", "contig_regex": "^chr(1|2)$ $(id)'",
+                "jax_cache_dir": "/shared/my xla's cache", "hf_endpoint": "https://hub.example/o'k"}])],
         {"id": "slurm_cpu", "profiles": ["slurm"], "params": {"outdir": out, "cluster_options": "--account=lab"},
          "workflow": wf, "tasks": [module_task(GPU_MODULE)]},
         {"id": "local_docker_gpu", "profiles": ["docker", "gpu"], "params": {"outdir": out},
@@ -962,3 +964,39 @@ def test_module_command_lines_with_every_configured_flag_parse(configs):
     for flag in ("--chunk-seconds", "--target-chunks", "--windows-per-chunk", "--seconds-per-window", "--stage-sequences",
                  "--device", "--jax-cache-dir", "--sequence", "--reverse-complement", "--threads", "--contig-regex"):
         assert flag in seen, flag
+
+
+def _argv(text: str) -> list[str]:
+    return shlex.split(text or "")
+
+
+def test_jax_cache_dir_is_passed_to_predict_and_mounted_in_its_container(configs):
+    for rid, opt in (("local_docker_gpu", "-v"), ("local_apptainer_gpu", "-B")):
+        p = predict(configs[rid])[0]
+        args = _argv(p["ext"]["args"])
+        cache = args[args.index("--jax-cache-dir") + 1]
+        assert cache == "/scratch/work/genoseg_jax_cache"
+        mount = _argv(p["containerOptions"])
+        assert mount[mount.index(opt) + 1] == (f"{cache}:{cache}" if opt == "-v" else cache)
+    # object-store work directory: no shared file system, no cache unless one is named
+    aws = predict(configs["awsbatch_gpu"])[0]
+    assert "--jax-cache-dir" not in aws["ext"]["args"] and "-v" not in _argv(aws["containerOptions"])
+    named = predict(configs["flags/0"])[0]
+    assert _argv(named["ext"]["args"])[-2:] == ["--jax-cache-dir", "/shared/xla"]
+    # the pipeline creates the same directory at start (main.nf -> jaxCacheDir)
+    assert configs["test"]["calls"][0]["value"].endswith("/work/genoseg_jax_cache")
+
+
+def test_parameters_reach_genoseg_as_data_not_shell(configs):
+    """Contig names, a regular expression, paths and URLs are shell-quoted: the command
+    line gives genoseg exactly the parameter's text (no injection, no word splitting)."""
+    run = configs["flags/3"]
+    params = run["params"]
+    plan = _argv(attempts_of(run, "GENOSEG_PLAN")[0][0]["ext"]["args"])
+    assert plan[plan.index("--contigs") + 1] == params["contigs"]
+    assert plan[plan.index("--contig-regex") + 1] == params["contig_regex"]
+    pred = predict(run)[0]
+    args = _argv(pred["ext"]["args"])
+    assert args[args.index("--jax-cache-dir") + 1] == params["jax_cache_dir"]
+    fetch = _argv(attempts_of(run, "GENOSEG_FETCH_MODEL")[0][0]["ext"]["args"])
+    assert fetch == ["--endpoint", params["hf_endpoint"]]
