@@ -340,6 +340,15 @@ class StrictView {
     String toString() { "${what} ${values}" }
 }
 
+// A work directory in an object store (s3://, gs://), as Nextflow's cloud file systems
+// give it: its URI scheme is not `file`.
+class ObjectStorePath {
+    final String uri
+    ObjectStorePath(String u) { uri = u.replaceAll('/+$', '') }
+    URI toUri() { new URI(uri) }
+    String toString() { uri }
+}
+
 class TaskContext {
     Map vars
     def getProperty(String name) {
@@ -548,7 +557,8 @@ for (run in request.runs) {
     dsl.order = run.order ?: 'cli'
     Map workflow = [containerEngine: null, workDir: root.resolve('work').toString(), profile: (run.profiles ?: ['standard']).join(','),
                     projectDir: root.toString(), launchDir: root.toString()] + (run.workflow ?: [:])
-    workflow.workDir = Paths.get(workflow.workDir.toString())
+    workflow.workDir = workflow.workDir.toString().contains('://') ? new ObjectStorePath(workflow.workDir.toString())
+                                                                    : Paths.get(workflow.workDir.toString())
     def workflowView = new StrictView(what: 'workflow', values: workflow)
     dsl.constants = [projectDir: root, launchDir: root, baseDir: root]
     def result = [:]
