@@ -114,7 +114,7 @@ def subparsers() -> dict:
 
 
 def dummy(expr: str) -> str:
-    if expr in ("args", "eval_arg"):
+    if expr in ("args", "eval_arg", "genes_arg"):
         return ""
     if "backbone" in expr:
         return "segment_nt"
@@ -324,11 +324,16 @@ def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
     tracks = demo.run("tracks", {"predictions": pred, "genome.fa.fai": fai}, {"predictions": "predictions", "fai": "genome.fa.fai"})
     genes = demo.run("genes", {"predictions": pred, "genome.fa": fasta, "genome.fa.fai": fai},
                      {"predictions": "predictions", "fasta": "genome.fa", "args": args["GENOSEG_GENES"].get("args") or ""})
-    ev = demo.run("evaluate", {"calls": calls / "calls", "truth.gff3": sim / "sim/truth.gff3", "genome.fa.fai": fai},
-                  {"calls": "calls", "truth": "truth.gff3", "fai": "genome.fa.fai"})
+    ev = demo.run("evaluate", {"calls": calls / "calls", "genes": genes / "genes", "truth.gff3": sim / "sim/truth.gff3",
+                               "truth_genes.gff3": sim / "sim/truth_genes.gff3", "genome.fa.fai": fai},
+                  {"calls": "calls", "truth": "truth.gff3", "fai": "genome.fa.fai",
+                   "genes_arg": "--genes genes/genes.gff3 --truth-genes truth_genes.gff3 --out-genes evaluation_genes.tsv"})
+    assert (ev / "evaluation_genes.tsv").read_text().strip()
     demo.run("report", {"plan.json": plan / "plan/plan.json", "run/predictions": pred, "run/calls": calls / "calls",
-                        "run/tracks": tracks / "tracks", "evaluation.tsv": ev / "evaluation.tsv"},
-             {"plan": "plan.json", "eval_arg": "--evaluation evaluation.tsv"})
+                        "run/tracks": tracks / "tracks", "run/genes": genes / "genes", "evaluation.tsv": ev / "evaluation.tsv",
+                        "evaluation_genes.tsv": ev / "evaluation_genes.tsv", "truth_genes.gff3": sim / "sim/truth_genes.gff3"},
+             {"plan": "plan.json", "eval_arg": "--evaluation evaluation.tsv --gene-evaluation evaluation_genes.tsv "
+                                               "--truth-genes truth_genes.gff3"})
     # the pipeline's own glue on these real outputs (subworkflows/local/utils_genoseg):
     # chunk files -> predict inputs, weights checksum (predict's cache key), genes on/off
     utils = "subworkflows/local/utils_genoseg/main.nf"

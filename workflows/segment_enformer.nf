@@ -12,7 +12,7 @@ workflow SEGMENT_ENFORMER {
 
     take:
     ch_genome     // value channel: [ meta, fasta, fai ]
-    ch_truth      // channel: [ meta, truth.gff3 ] or empty
+    ch_truth      // channel: [ meta, truth.gff3, truth_genes.gff3 ] or empty
     backbone      // string: the backbone this run uses
     n_backbones   // integer: number of backbones in this pipeline run
 

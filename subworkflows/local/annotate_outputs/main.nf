@@ -16,7 +16,7 @@ workflow ANNOTATE_OUTPUTS {
     ch_predictions   // channel: [ meta, predictions ]
     ch_plan          // channel: [ meta, plan.json ]
     ch_genome        // value channel: [ meta, fasta, fai ]
-    ch_truth         // channel: [ meta, truth.gff3 ] or empty
+    ch_truth         // channel: [ meta, truth.gff3, truth_genes.gff3 ] or empty
 
     main:
     ch_versions = Channel.empty()
@@ -32,9 +32,13 @@ workflow ANNOTATE_OUTPUTS {
     GENOSEG_GENES(ch_genes_in)
     ch_versions = ch_versions.mix(GENOSEG_GENES.out.versions)
 
+    // evaluation (simulated genomes): calls against the planted features, and the gene
+    // models, when decoded, against the planted genes
     ch_eval_in = GENOSEG_CALL.out.calls
-        .combine(ch_truth.map { meta, truth -> truth })
+        .join(GENOSEG_GENES.out.genes, remainder: true)
+        .combine(ch_truth.map { meta, truth, truth_genes -> [ truth, truth_genes ] })
         .combine(ch_fai)
+        .map { meta, calls, genes, truth, truth_genes, fai -> [ meta, calls, genes ?: [], truth, genes ? truth_genes : [], fai ] }
     GENOSEG_EVALUATE(ch_eval_in)
     ch_versions = ch_versions.mix(GENOSEG_EVALUATE.out.versions)
 
@@ -42,8 +46,12 @@ workflow ANNOTATE_OUTPUTS {
         .join(ch_predictions)
         .join(GENOSEG_CALL.out.calls)
         .join(GENOSEG_TRACKS.out.tracks)
+        .join(GENOSEG_GENES.out.genes, remainder: true)
         .join(GENOSEG_EVALUATE.out.evaluation, remainder: true)
-        .map { meta, plan, predictions, calls, tracks, evaluation -> [ meta, plan, predictions, calls, tracks, evaluation ?: [] ] }
+        .join(GENOSEG_EVALUATE.out.gene_evaluation, remainder: true)
+        .combine(ch_truth.map { meta, truth, truth_genes -> [ truth_genes ] }.ifEmpty([ [] ]))
+        .map { meta, plan, predictions, calls, tracks, genes, evaluation, gene_evaluation, truth_genes ->
+            [ meta, plan, predictions, calls, tracks, genes ?: [], evaluation ?: [], gene_evaluation ?: [], genes ? truth_genes : [] ] }
     GENOSEG_REPORT(ch_report_in)
     ch_versions = ch_versions.mix(GENOSEG_REPORT.out.versions)
 
@@ -51,7 +59,7 @@ workflow ANNOTATE_OUTPUTS {
     calls      = GENOSEG_CALL.out.calls         // channel: [ meta, calls/ ]
     tracks     = GENOSEG_TRACKS.out.tracks      // channel: [ meta, tracks/ ]
     genes      = GENOSEG_GENES.out.genes        // channel: [ meta, genes/ ]
-    evaluation = GENOSEG_EVALUATE.out.evaluation
+    evaluation = GENOSEG_EVALUATE.out.evaluation  // channel: [ meta, evaluation.tsv ]
     report     = GENOSEG_REPORT.out.report      // channel: [ meta, report.html ]
     versions   = ch_versions
 }
