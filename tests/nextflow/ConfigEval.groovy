@@ -53,46 +53,34 @@ import org.codehaus.groovy.control.customizers.CompilationCustomizer
 
 // ------------------------------------------------------------------ units
 
-class MemUnit implements Comparable<MemUnit> {
-    final long bytes
-    MemUnit(long b) { bytes = b }
-    static MemUnit of(Object v) {
-        if (v == null) return null
-        if (v instanceof MemUnit) return (MemUnit) v
-        if (v instanceof Number) return new MemUnit(((Number) v).longValue())
-        def m = (v.toString().trim() =~ /(?i)^([\d.]+)\s*([KMGT]?B)$/)
-        if (!m.matches()) throw new IllegalArgumentException("Not a valid memory value: '${v}'")
-        long mult = ['B': 1L, 'KB': 1L << 10, 'MB': 1L << 20, 'GB': 1L << 30, 'TB': 1L << 40][m.group(2).toUpperCase()]
-        return new MemUnit((long) (new BigDecimal(m.group(1)) * mult))
-    }
-    MemUnit multiply(Number n) { new MemUnit((long) (bytes * n)) }
-    MemUnit div(Number n) { new MemUnit((long) (bytes / n)) }
-    MemUnit plus(MemUnit o) { new MemUnit(bytes + o.bytes) }
-    int compareTo(MemUnit o) { Long.compare(bytes, o.bytes) }
-    boolean equals(Object o) { o instanceof MemUnit && o.bytes == bytes }
-    int hashCode() { Long.hashCode(bytes) }
-    String toString() { "${bytes / (1L << 30)} GB" }
-}
+// A memory (bytes) or duration (milliseconds) value, as Nextflow's MemoryUnit/Duration:
+// from `8.GB`, `4.h`, '8 GB', '4h' or a plain number of the base unit.
+class Amount implements Comparable<Amount> {
+    static final Map<String, Map<String, Long>> UNITS = [
+        memory: [B: 1L, KB: 1L << 10, MB: 1L << 20, GB: 1L << 30, TB: 1L << 40],
+        time  : [ms: 1L, s: 1000L, m: 60_000L, min: 60_000L, h: 3_600_000L, d: 86_400_000L]]
+    final String kind
+    final long value
 
-class Dur implements Comparable<Dur> {
-    final long ms
-    Dur(long m) { ms = m }
-    static Dur of(Object v) {
+    Amount(String kind, long value) { this.kind = kind; this.value = value }
+
+    static Amount of(String kind, Object v) {
         if (v == null) return null
-        if (v instanceof Dur) return (Dur) v
-        if (v instanceof Number) return new Dur(((Number) v).longValue())
-        def m = (v.toString().trim() =~ /^([\d.]+)\s*(ms|s|m|min|h|d)$/)
-        if (!m.matches()) throw new IllegalArgumentException("Not a valid duration value: '${v}'")
-        long mult = ['ms': 1L, 's': 1000L, 'm': 60_000L, 'min': 60_000L, 'h': 3_600_000L, 'd': 86_400_000L][m.group(2)]
-        return new Dur((long) (new BigDecimal(m.group(1)) * mult))
+        if (v instanceof Amount) return (Amount) v
+        if (v instanceof Number) return new Amount(kind, ((Number) v).longValue())
+        def m = (v.toString().trim() =~ /^([\d.]+)\s*([A-Za-z]+)$/)
+        Long mult = m.matches() ? UNITS[kind][kind == 'memory' ? m.group(2).toUpperCase() : m.group(2)] : null
+        if (mult == null) throw new IllegalArgumentException("Not a valid ${kind} value: '${v}'")
+        return new Amount(kind, (long) (new BigDecimal(m.group(1)) * mult))
     }
-    Dur multiply(Number n) { new Dur((long) (ms * n)) }
-    Dur div(Number n) { new Dur((long) (ms / n)) }
-    Dur plus(Dur o) { new Dur(ms + o.ms) }
-    int compareTo(Dur o) { Long.compare(ms, o.ms) }
-    boolean equals(Object o) { o instanceof Dur && o.ms == ms }
-    int hashCode() { Long.hashCode(ms) }
-    String toString() { "${ms / 3_600_000L}h" }
+
+    Amount multiply(Number n) { new Amount(kind, (long) (value * n)) }
+    Amount div(Number n) { new Amount(kind, (long) (value / n)) }
+    Amount plus(Amount o) { new Amount(kind, value + o.value) }
+    int compareTo(Amount o) { Long.compare(value, o.value) }
+    boolean equals(Object o) { o instanceof Amount && o.kind == kind && o.value == value }
+    int hashCode() { Long.hashCode(value) }
+    String toString() { "${value} (${kind})" }
 }
 
 // Nextflow's extensions used by the pipeline: memory and duration units on numbers, and
@@ -102,16 +90,12 @@ def installExtensions() {
     java.nio.file.Path.metaClass.getText = { -> new String(java.nio.file.Files.readAllBytes(delegate), 'UTF-8') }
     java.nio.file.Path.metaClass.exists = { -> java.nio.file.Files.exists(delegate) }
     [Integer, Long].each { cls ->
-        cls.metaClass.getB = { -> new MemUnit(delegate as long) }
-        cls.metaClass.getKB = { -> new MemUnit((delegate as long) << 10) }
-        cls.metaClass.getMB = { -> new MemUnit((delegate as long) << 20) }
-        cls.metaClass.getGB = { -> new MemUnit((delegate as long) << 30) }
-        cls.metaClass.getTB = { -> new MemUnit((delegate as long) << 40) }
-        cls.metaClass.getMs = { -> new Dur(delegate as long) }
-        cls.metaClass.getS = { -> new Dur((delegate as long) * 1000L) }
-        cls.metaClass.getMin = { -> new Dur((delegate as long) * 60_000L) }
-        cls.metaClass.getH = { -> new Dur((delegate as long) * 3_600_000L) }
-        cls.metaClass.getD = { -> new Dur((delegate as long) * 86_400_000L) }
+        Amount.UNITS.each { kind, units ->
+            units.each { unit, mult ->
+                // 8.GB -> getGB, 4.h -> getH, 30.min -> getMin
+                cls.metaClass."get${unit[0].toUpperCase()}${unit.substring(1)}" = { -> new Amount(kind, (delegate as long) * mult) }
+            }
+        }
     }
 }
 
@@ -423,8 +407,8 @@ Map resolveAttempt(Map settings, Map taskValues, Map vars) {
     }
     out.ext = settings.ext.collectEntries { k, v -> [k, evaluate(v, ctx)] }
     if (out.containsKey('cpus')) out.cpus = capped(out.cpus, limits.cpus, { it as int })
-    if (out.containsKey('memory')) out.memory = capped(out.memory, limits.memory, { MemUnit.of(it) })
-    if (out.containsKey('time')) out.time = capped(out.time, limits.time, { Dur.of(it) })
+    if (out.containsKey('memory')) out.memory = capped(out.memory, limits.memory, { Amount.of('memory', it) })
+    if (out.containsKey('time')) out.time = capped(out.time, limits.time, { Amount.of('time', it) })
     if (out.accelerator instanceof Number) out.accelerator = [request: out.accelerator]
     return out
 }
@@ -483,8 +467,8 @@ List runTask(Map processScope, Map task, Map params, Map vars) {
         if (resolved.action != 'retry') break
         exitStatus = exit
         previousTrace = new StrictView(what: 'trace record', values: [
-                attempt: attempt, exit: exit, cpus: resolved.cpus, memory: resolved.memory?.bytes,
-                time: resolved.time?.ms, queue: resolved.queue, process: task.name, name: tv.name,
+                attempt: attempt, exit: exit, cpus: resolved.cpus, memory: resolved.memory?.value,
+                time: resolved.time?.value, queue: resolved.queue, process: task.name, name: tv.name,
                 accelerator: (resolved.accelerator as Map)?.request, accelerator_type: (resolved.accelerator as Map)?.type])
     }
     return attempts
@@ -494,8 +478,7 @@ List runTask(Map processScope, Map task, Map params, Map vars) {
 
 def plain(Object v) {
     if (v == null) return null
-    if (v instanceof MemUnit) return ((MemUnit) v).bytes
-    if (v instanceof Dur) return ((Dur) v).ms
+    if (v instanceof Amount) return ((Amount) v).value
     if (v instanceof Closure) return '<closure>'
     if (v instanceof GString || v instanceof Path) return v.toString()
     if (v instanceof Map) return v.collectEntries { k, x -> [k.toString(), plain(x)] }
