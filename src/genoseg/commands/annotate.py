@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 
-from .plan import add_plan_options, contig_list
+from ..parallel import add_threads_option
+from .plan import add_index_options, add_plan_options, contig_list
 
 
 def register(sub) -> None:
     p = sub.add_parser("annotate", help="run every step on a genome in one process", description=__doc__)
     p.add_argument("--fasta", required=True, help="genome FASTA (plain or bgzipped)")
+    add_index_options(p)
     p.add_argument("--model", default=None, help="model directory (default: the bundled demo model)")
     p.add_argument("--outdir", required=True, help="output directory")
     add_plan_options(p)
@@ -21,7 +23,11 @@ def register(sub) -> None:
     p.add_argument("--truth", default=None,
                    help="GFF3 of known elements (e.g. from genoseg simulate): score the calls "
                         "(OUTDIR/<backbone>/evaluation.tsv, shown in the report)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_threads_option(p)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs (all of them, when the run succeeds); starts clean")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="discard the finished chunks of an interrupted run instead of reusing them")
     p.set_defaults(func=run)
 
 
