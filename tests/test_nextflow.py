@@ -220,7 +220,9 @@ class Runner:
         self.env["GENOSEG_PYTHON"] = sys.executable
         self.env["JAX_PLATFORMS"] = "cpu"
 
-    def run(self, module: str, stage: dict[str, Path], values: dict[str, str]) -> Path:
+    def run(self, module: str, stage: dict[str, Path], values: dict[str, str], script: str | None = None) -> Path:
+        """`script`: the task's command as the config harness rendered it; otherwise the
+        module's script is rendered here from `values`."""
         path = ROOT / "modules/local" / module / "main.nf"
         sub = genoseg_lines(module_script(path))[0].split()[1]
         if sub not in subparsers():
@@ -231,7 +233,7 @@ class Runner:
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             (work / name).symlink_to(target)
         vals = {"args": "", "task.process": f"GENOSEG_{module.upper()}", "task.cpus": "2", **values}
-        script = render(module_script(path), vals)
+        script = script if script is not None else render(module_script(path), vals)
         r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, env=self.env,
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, f"{module} failed:\n{script}\n{r.stderr[-3000:]}"
@@ -282,59 +284,74 @@ def output_snapshot(bdir: Path) -> list:
     return [beds, md5(bdir / "calls/calls.gff3"), rows, md5(bdir / "genes/genes.gff3")]
 
 
+def render_tasks(configs, tasks: list[dict], tmp: Path) -> list[str]:
+    """Scripts of `tasks` (module_task(..., render_inputs=...)) as -profile test renders
+    them: the module's script section evaluated by the harness with the configuration's
+    ext.args/batch size, the task's cpus and the staged input names."""
+    run = {"id": "render", "profiles": ["test"], "params": {"outdir": "/results"},
+           "workflow": {"workDir": str(configs.workdir)}, "tasks": tasks}
+    answer = eval_config([run], tmp)["render"]
+    assert "failure" not in answer, answer.get("failure")
+    return [t[0]["script"] for t in answer["tasks"]]
+
+
 @pytest.mark.slow
 def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
-    """The module scripts as -profile test configures them (ext.args, batch size, test
-    parameters, all evaluated by the config harness) run as a chain on the demo genome,
-    each writes what it declares, and the results are those tests/main.nf.test expects
-    of the real pipeline run (its snapshot)."""
+    """The module scripts as -profile test renders them (script sections evaluated with the
+    configuration's ext.args, batch size and the staged input names, by the harness) run
+    as a chain on the demo genome, each writes what it declares, and the results are
+    those tests/main.nf.test expects of the real pipeline run (its snapshot)."""
     run = configs["test"]
-    args = {t[0]["_process"]: t[0]["ext"] for t in run["tasks"]}
     params = run["params"]
     sim, prep = genome
     fasta, fai = prep / "demo.fa", prep / "demo.fa.fai"
     source = Path(params["model_dir"])
     assert source == ROOT / "assets/demo_model" and int(params["simulate_seed"]) == 7
     jax_cache = run["calls"][0]["value"]  # created at start by main.nf, as here
-    predict_argv = shlex.split(args["GENOSEG_PREDICT"]["args"])
-    assert jax_cache and predict_argv[predict_argv.index("--jax-cache-dir") + 1] == jax_cache
     Path(jax_cache).mkdir(parents=True)
-    conv = demo.run("convert_model", {"source/demo_model": source},
-                    {"model": "source/demo_model", "meta.backbone": "segment_nt", "args": args["GENOSEG_CONVERT_MODEL"].get("args") or ""})
+    convert_sh, plan_sh = render_tasks(configs, [
+        module_task("convert_model", render_inputs={"model": "source/demo_model"}),
+        module_task("plan_windows", render_inputs={"fasta": "genome.fa", "fai": "genome.fa.fai", "model": "model"})],
+        demo.tmp)
+    conv = demo.run("convert_model", {"source/demo_model": source}, {"meta.backbone": "segment_nt"}, convert_sh)
     model = conv / "converted"
     assert (model / "convert.json").is_file() and not list(model.rglob("*.joblib"))
-    plan = demo.run("plan_windows", {"genome.fa": fasta, "genome.fa.fai": fai, "model": model},
-                    {"fasta": "genome.fa", "model": "model", "args": args["GENOSEG_PLAN"]["args"]})
+    plan = demo.run("plan_windows", {"genome.fa": fasta, "genome.fa.fai": fai, "model": model}, {}, plan_sh)
     chunks = sorted((plan / "plan/chunks").glob("chunk_*.json"))
     assert len(chunks) >= 2  # a real scatter/gather
-    parquets = []
-    for chunk in chunks:
-        seq = chunk.with_suffix(".fa.gz")
-        stage = {chunk.name: chunk, seq.name: seq, "model": model, **{p.name: p for p in stage_index(chunk)}}
-        demo.run("predict", stage, {"chunk": chunk.name, "sequence": seq.name, "model": "model", "meta.backbone": "segment_nt",
-                                    "batch_size": str(args["GENOSEG_PREDICT"]["batch_size"]), "prefix": chunk.stem,
-                                    "args": args["GENOSEG_PREDICT"]["args"]})
+    parquets = [f"{c.stem}.parquet" for c in chunks]
+    pred_in, ev_in = {"predictions": "predictions", "fai": "genome.fa.fai"}, {"calls": "calls", "genes": "genes",
+                     "truth": "truth.gff3", "truth_genes": "truth_genes.gff3", "fai": "genome.fa.fai"}
+    tasks = [module_task("predict", meta_extra={"chunk": c.stem}, render_inputs={
+                 "chunk": c.name, "sequence": f"{c.stem}.fa.gz", "sequence_index": [p.name for p in stage_index(c)],
+                 "model": "model", "weights_sha256": "0" * 64}) for c in chunks]
+    tasks += [module_task("collect", render_inputs={"plan": "plan.json", "parquets": [f"chunks/{p}" for p in parquets]}),
+              module_task("call", render_inputs=pred_in), module_task("tracks", render_inputs=pred_in),
+              module_task("genes", render_inputs={**pred_in, "fasta": "genome.fa"}),
+              module_task("evaluate", render_inputs=ev_in),
+              module_task("report", render_inputs={"plan": "plan.json", "predictions": "run/predictions", "calls": "run/calls",
+                                                   "tracks": "run/tracks", "genes": "run/genes", "evaluation": "evaluation.tsv",
+                                                   "gene_evaluation": "evaluation_genes.tsv", "truth_genes": "truth_genes.gff3"})]
+    *predict_sh, collect_sh, call_sh, tracks_sh, genes_sh, eval_sh, report_sh = render_tasks(configs, tasks, demo.tmp)
+    assert all("--device cpu" in sh and f"--jax-cache-dir '{jax_cache}'" in sh for sh in predict_sh)
+    for chunk, sh in zip(chunks, predict_sh):
+        stage = {chunk.name: chunk, f"{chunk.stem}.fa.gz": chunk.with_suffix(".fa.gz"), "model": model,
+                 **{p.name: p for p in stage_index(chunk)}}
+        demo.run("predict", stage, {"prefix": chunk.stem}, sh)
         demo.tmp.joinpath("predict").rename(demo.tmp / f"predict_{chunk.stem}")
-        parquets.append(demo.tmp / f"predict_{chunk.stem}" / f"{chunk.stem}.parquet")
-    stage = {"plan.json": plan / "plan/plan.json", **{f"chunks/{p.name}": p for p in parquets}}
-    col = demo.run("collect", stage, {"plan": "plan.json", "parquets": " ".join(f"chunks/{p.name}" for p in parquets),
-                                      "meta.backbone": "segment_nt"})
+    stage = {"plan.json": plan / "plan/plan.json", **{f"chunks/{p}": demo.tmp / f"predict_{p[:-8]}" / p for p in parquets}}
+    col = demo.run("collect", stage, {"meta.backbone": "segment_nt"}, collect_sh)
     pred = col / "segment_nt/predictions"
-    calls = demo.run("call", {"predictions": pred, "genome.fa.fai": fai},
-                     {"predictions": "predictions", "fai": "genome.fa.fai", "args": args["GENOSEG_CALL"]["args"]})
-    tracks = demo.run("tracks", {"predictions": pred, "genome.fa.fai": fai}, {"predictions": "predictions", "fai": "genome.fa.fai"})
-    genes = demo.run("genes", {"predictions": pred, "genome.fa": fasta, "genome.fa.fai": fai},
-                     {"predictions": "predictions", "fasta": "genome.fa", "args": args["GENOSEG_GENES"].get("args") or ""})
+    calls = demo.run("call", {"predictions": pred, "genome.fa.fai": fai}, {}, call_sh)
+    tracks = demo.run("tracks", {"predictions": pred, "genome.fa.fai": fai}, {}, tracks_sh)
+    genes = demo.run("genes", {"predictions": pred, "genome.fa": fasta, "genome.fa.fai": fai}, {}, genes_sh)
     ev = demo.run("evaluate", {"calls": calls / "calls", "genes": genes / "genes", "truth.gff3": sim / "sim/truth.gff3",
-                               "truth_genes.gff3": sim / "sim/truth_genes.gff3", "genome.fa.fai": fai},
-                  {"calls": "calls", "truth": "truth.gff3", "fai": "genome.fa.fai",
-                   "genes_arg": "--genes genes/genes.gff3 --truth-genes truth_genes.gff3 --out-genes evaluation_genes.tsv"})
+                               "truth_genes.gff3": sim / "sim/truth_genes.gff3", "genome.fa.fai": fai}, {}, eval_sh)
     assert (ev / "evaluation_genes.tsv").read_text().strip()
     demo.run("report", {"plan.json": plan / "plan/plan.json", "run/predictions": pred, "run/calls": calls / "calls",
                         "run/tracks": tracks / "tracks", "run/genes": genes / "genes", "evaluation.tsv": ev / "evaluation.tsv",
                         "evaluation_genes.tsv": ev / "evaluation_genes.tsv", "truth_genes.gff3": sim / "sim/truth_genes.gff3"},
-             {"plan": "plan.json", "eval_arg": "--evaluation evaluation.tsv --gene-evaluation evaluation_genes.tsv "
-                                               "--truth-genes truth_genes.gff3"})
+             {}, report_sh)
     # the pipeline's own glue on these real outputs (subworkflows/local/utils_genoseg):
     # chunk files -> predict inputs, weights checksum (predict's cache key), genes on/off
     utils = "subworkflows/local/utils_genoseg/main.nf"
@@ -566,13 +583,24 @@ def fqn(process: str, backbone: str = "segment_nt") -> str:
     return ":".join(chain)
 
 
-def module_task(module: str, exits=(0,), backbone="segment_nt", **extra) -> dict:
+def module_inputs(path: Path) -> list[str]:
+    """Names a module's script sees for its inputs: val(x), path(x[, stageAs: ...])."""
+    return re.findall(r"\b(?:val|path|env)\(\s*(\w+)", section(path.read_text(), "input", ("output",)))
+
+
+def module_task(module: str, exits=(0,), backbone="segment_nt", render_inputs=None, meta_extra=None, **extra) -> dict:
     """A task of a module as the harness takes it: name, fully qualified name, labels,
-    inputs and its declared outputs (globs filled in) plus versions.yml."""
+    inputs and its declared outputs (globs filled in) plus versions.yml. With
+    `render_inputs` ({input name: staged name(s)}; missing inputs get placeholder names)
+    the harness also renders the task's script as Nextflow would."""
     path = ROOT / "modules/local" / module / "main.nf"
     text = path.read_text()
     name = process_name(path)
-    meta = {"id": backbone, "backbone": backbone, "chunk": "chunk_00000", "revision": "main", "repo": f"InstaDeepAI/{backbone}"}
+    meta = {"id": backbone, "backbone": backbone, "chunk": "chunk_00000", "revision": "main", "repo": f"InstaDeepAI/{backbone}",
+            **(meta_extra or {})}
+    if render_inputs is not None:
+        names = {n: f"x_{n}" for n in module_inputs(path) if n != "meta"}
+        extra["render"] = {"module": str(path.relative_to(ROOT)), "inputs": {**names, **render_inputs, "meta": meta}}
     values = {"meta.backbone": backbone, "meta.chunk": "chunk_00000", "meta.revision": "main", "prefix": "chunk_00000",
               "meta.id": backbone}
     outputs = [render(o, values).replace("*", "exon") for o in module_outputs(path)]
@@ -605,7 +633,8 @@ def _scenarios(workdir: Path) -> list[dict]:
          "tasks": [module_task(GPU_MODULE, backbone="segment_borzoi", exits=(75, 75, 0))]},
         # every optional parameter that becomes a genoseg flag (task sizing options are
         # alternatives: one per run)
-        *[{"id": f"flags/{i}", "profiles": ["gpu"], "workflow": wf, "tasks": [module_task(m) for m in [m.parent.name for m in MODULES]],
+        *[{"id": f"flags/{i}", "profiles": ["gpu"], "workflow": wf,
+           "tasks": [module_task(m, render_inputs={}) for m in [m.parent.name for m in MODULES]],
            "params": {"outdir": out, **p}} for i, p in enumerate([
                {"chunk_seconds": 120.5, "seconds_per_window": 0.04, "window_length": 12288, "contigs": "chr1,chr2",
                 "min_contig_length": 1000, "reverse_complement": True, "compute_dtype": "bfloat16",
@@ -661,7 +690,9 @@ class Evaluated(dict):
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("config_eval")
-    return Evaluated(eval_config(_scenarios(tmp / "work"), tmp))
+    evaluated = Evaluated(eval_config(_scenarios(tmp / "work"), tmp))
+    evaluated.workdir = tmp / "work"
+    return evaluated
 
 
 def attempts_of(run: dict, name: str) -> list[list[dict]]:
@@ -945,20 +976,15 @@ def test_nf_tests_assert_the_version_value(genome):
 
 
 def test_module_command_lines_with_every_configured_flag_parse(configs):
-    """Each module's genoseg command line, with the ext.args the configuration gives it for
-    every optional parameter set (evaluated, not grepped), parses with the real CLI."""
+    """Each module's genoseg command line as the configuration renders it with every
+    optional parameter set (script sections evaluated by the harness, not grepped) parses
+    with the real CLI."""
     parser = build_parser()
-    by_process = {process_name(m): m for m in MODULES}
     seen = set()
     for rid in [k for k in configs if k.startswith("flags/")]:
         for t in configs[rid]["tasks"]:
             a = t[0]
-            path = by_process[a["_process"]]
-            script = module_script(path)
-            exprs = {e.strip() for e in re.findall(r"(?<!\\)\$\{([^}]*)\}", script)}
-            values = {e: dummy(e) for e in exprs}
-            values.update(args=a["ext"].get("args") or "", batch_size=str(a["ext"].get("batch_size", 4)))
-            for line in genoseg_lines(render(script, values)):
+            for line in genoseg_lines(a["script"]):
                 if line.startswith("genoseg --version"):
                     continue
                 argv = shlex.split(line)[1:]
@@ -968,7 +994,8 @@ def test_module_command_lines_with_every_configured_flag_parse(configs):
                     pytest.fail(f"{rid} {a['_process']}: `{line}` rejected by the CLI parser (exit {exc.code})")
                 seen |= {w for w in argv if w.startswith("--")}
     for flag in ("--chunk-seconds", "--target-chunks", "--windows-per-chunk", "--seconds-per-window", "--stage-sequences",
-                 "--device", "--jax-cache-dir", "--sequence", "--reverse-complement", "--threads", "--contig-regex"):
+                 "--device", "--jax-cache-dir", "--sequence", "--reverse-complement", "--threads", "--contig-regex",
+                 "--genes", "--truth-genes", "--gene-evaluation"):
         assert flag in seen, flag
 
 

@@ -304,6 +304,70 @@ class PluginsScope {
     def id(String value) { ids << value; return null }
 }
 
+// ------------------------------------------------------------------ module scripts
+
+// Keeps only the `script:` section of a process body (from the statement labelled
+// `script` up to the `stub:`/`shell:`/`exec:` section), as Nextflow does when it builds a
+// task's command: running the process closure then returns the script's GString.
+class ScriptSection extends CompilationCustomizer {
+    ScriptSection() { super(CompilePhase.CONVERSION) }
+
+    void call(SourceUnit source, GeneratorContext context, ClassNode classNode) {
+        def visitor = new CodeVisitorSupport() {
+            @Override
+            void visitClosureExpression(ClosureExpression closure) {
+                def block = closure.code instanceof BlockStatement ? (BlockStatement) closure.code : null
+                def labelled = { stmt, names -> (stmt.statementLabels ?: []).any { it in names } }
+                int from = block ? block.statements.findIndexOf { labelled(it, ['script']) } : -1
+                if (from >= 0) {
+                    int to = block.statements.findIndexOf(from + 1) { labelled(it, ['stub', 'shell', 'exec']) }
+                    def keep = new ArrayList(block.statements.subList(from, to < 0 ? block.statements.size() : to))
+                    block.statements.clear()
+                    block.statements.addAll(keep)
+                }
+                super.visitClosureExpression(closure)
+            }
+        }
+        source.AST.statementBlock.visit(visitor)
+        classNode.methods.each { it.code?.visit(visitor) }
+    }
+}
+
+// `process NAME { ... }` in a module file: captures the (script-only) process body.
+abstract class ModuleScript extends Script {
+    Closure body
+    def methodMissing(String name, Object args) {
+        def list = args instanceof Object[] ? (args as List) : [args]
+        if (list.size() == 1 && list[0] instanceof Closure) body = (Closure) list[0]
+        return body
+    }
+}
+
+// Variables of a task's script: inputs, task, params, ...; assignments without `def`
+// (e.g. `prefix = ...`) are kept, as Nextflow keeps them in the task context.
+class RenderContext {
+    Map vars
+    def getProperty(String name) {
+        if (vars.containsKey(name)) return vars[name]
+        throw new MissingPropertyException(name, RenderContext)
+    }
+    void setProperty(String name, Object value) { vars[name] = value }
+}
+
+String renderModule(Path module, Map vars) {
+    def cc = new CompilerConfiguration()
+    cc.scriptBaseClass = ModuleScript.name
+    cc.addCompilationCustomizers(new ScriptSection())
+    def script = (ModuleScript) new GroovyShell(ConfigDsl.classLoader, new Binding(), cc).parse(module.toFile().text, 'ModuleFile.groovy')
+    script.run()
+    def cl = (Closure) script.body.clone()
+    cl.resolveStrategy = Closure.DELEGATE_FIRST
+    cl.delegate = new RenderContext(vars: [moduleDir: module.parent] + vars)
+    def lines = cl.call().toString().split('\n', -1) as List
+    int indent = lines.findAll { it.trim() }.collect { it.length() - it.stripLeading().length() }.min() ?: 0
+    return lines.collect { it.length() >= indent ? it.substring(indent) : it.trim() }.join('\n')
+}
+
 // ------------------------------------------------------------------ task resolution
 
 // `task` in a dynamic directive: attempt, exitStatus, previousTrace, executor, ...
@@ -453,6 +517,11 @@ List runTask(Map processScope, Map task, Map params, Map vars) {
         Map resolved = resolveAttempt(settings, tv, vars)
         resolved.attempt = attempt
         resolved._process = task.name
+        if (task.render && attempt == 1) {
+            def taskView = new TaskView(values: tv + [ext: resolved.ext, cpus: resolved.cpus, process: task.fqn ?: task.name, index: 1])
+            resolved.script = renderModule(vars.projectDir.resolve(task.render.module.toString()),
+                    vars + (task.render.inputs ?: [:]) + [task: taskView])
+        }
         if (task.outputs)
             resolved.published = publishTargets(settings.publishDir, task.outputs as List<String>,
                     new TaskContext(vars: vars + [task: new TaskView(values: tv)]))
