@@ -354,6 +354,12 @@ class RenderContext {
     void setProperty(String name, Object value) { vars[name] = value }
 }
 
+// Several files staged for one `path` input: Nextflow interpolates them space-separated.
+class BlankSeparatedList extends ArrayList {
+    BlankSeparatedList(Collection c) { super(c) }
+    String toString() { join(' ') }
+}
+
 String renderModule(Path module, Map vars) {
     def cc = new CompilerConfiguration()
     cc.scriptBaseClass = ModuleScript.name
@@ -519,8 +525,8 @@ List runTask(Map processScope, Map task, Map params, Map vars) {
         resolved._process = task.name
         if (task.render && attempt == 1) {
             def taskView = new TaskView(values: tv + [ext: resolved.ext, cpus: resolved.cpus, process: task.fqn ?: task.name, index: 1])
-            resolved.script = renderModule(vars.projectDir.resolve(task.render.module.toString()),
-                    vars + (task.render.inputs ?: [:]) + [task: taskView])
+            def inputs = (task.render.inputs ?: [:]).collectEntries { k, v -> [k, v instanceof List ? new BlankSeparatedList(v) : v] }
+            resolved.script = renderModule(vars.projectDir.resolve(task.render.module.toString()), vars + inputs + [task: taskView])
         }
         if (task.outputs)
             resolved.published = publishTargets(settings.publishDir, task.outputs as List<String>,
