@@ -354,10 +354,16 @@ class RenderContext {
     void setProperty(String name, Object value) { vars[name] = value }
 }
 
-// Several files staged for one `path` input: Nextflow interpolates them space-separated.
-class BlankSeparatedList extends ArrayList {
-    BlankSeparatedList(Collection c) { super(c) }
-    String toString() { join(' ') }
+// Several files staged for one `path` input: Nextflow interpolates them space-separated
+// (its BlankSeparatedList is not a Collection, so a GString uses toString()).
+class BlankSeparatedList implements Iterable {
+    final List items
+    BlankSeparatedList(List items) { this.items = items }
+    Iterator iterator() { items.iterator() }
+    int size() { items.size() }
+    def getAt(int i) { items[i] }
+    boolean asBoolean() { !items.isEmpty() }
+    String toString() { items.join(' ') }
 }
 
 String renderModule(Path module, Map vars) {
