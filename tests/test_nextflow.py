@@ -599,7 +599,7 @@ def module_task(module: str, exits=(0,), backbone="segment_nt", render_inputs=No
     meta = {"id": backbone, "backbone": backbone, "chunk": "chunk_00000", "revision": "main", "repo": f"InstaDeepAI/{backbone}",
             **(meta_extra or {})}
     if render_inputs is not None:
-        names = {n: f"x_{n}" for n in module_inputs(path) if n != "meta"}
+        names = {n: dummy(n) for n in module_inputs(path) if n != "meta"}
         extra["render"] = {"module": str(path.relative_to(ROOT)), "inputs": {**names, **render_inputs, "meta": meta}}
     values = {"meta.backbone": backbone, "meta.chunk": "chunk_00000", "meta.revision": "main", "prefix": "chunk_00000",
               "meta.id": backbone}
