@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..device import add_device_options
 from ..parallel import add_threads_option
 from .plan import add_index_options, add_plan_options, contig_list
 
@@ -28,13 +29,17 @@ def register(sub) -> None:
                    help="replace existing outputs (all of them, when the run succeeds); starts clean")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="discard the finished chunks of an interrupted run instead of reusing them")
+    add_device_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..annotate import annotate
+    from ..device import log_cache_stats, setup_from_args
 
+    setup_from_args(args)
     annotate(args.fasta, args.outdir, args.model, options_from_args(args))
+    log_cache_stats()
     return 0
 
 
