@@ -6,6 +6,7 @@ See ``DESIGN.md`` ("Python API") for the stable surface of the returned object.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from typing import Optional
 
@@ -21,6 +22,8 @@ _MODULES = {
     "segment_borzoi": "segment_borzoi",
 }
 
+log = logging.getLogger(__name__)
+
 __all__ = ["BACKBONES", "SegmentationModel", "detect_backbone", "load_model"]
 
 
@@ -31,8 +34,9 @@ def detect_backbone(path: str) -> str:
     2. provenance: ``convert.json`` / ``fetch.json`` (written by genoseg), or the Hugging
        Face cache layout ``models--<owner>--<backbone>/snapshots/<commit>/`` the
        directory sits in;
-    3. the files: ``jax_model/pytree_ckpt.*`` is SegmentNT (multi-species when the
-       directory name says so), ``jax_model/params.*`` is SegmentEnformer or
+    3. the files: ``jax_model/pytree_ckpt.*`` is SegmentNT (the multi-species one has
+       the same files: without provenance only a directory name containing
+       ``multi_species`` says so, with a warning), ``jax_model/params.*`` is SegmentEnformer or
        SegmentBorzoi, told apart by ``config.json``, the directory name or the
        checkpoint's top-level module.
     """
@@ -47,7 +51,14 @@ def detect_backbone(path: str) -> str:
         return recorded
     name = os.path.basename(os.path.normpath(path)).lower()
     if _checkpoint_file(jax_dir, "pytree_ckpt"):
-        return "segment_nt_multi_species" if "multi_species" in name else "segment_nt"
+        # The two SegmentNT checkpoints have the same files, shapes and feature list:
+        # only provenance tells them apart. The directory name is a last-resort hint.
+        if "multi_species" in name:
+            log.warning("%s: no provenance (fetch.json, convert.json, Hugging Face cache) says which SegmentNT "
+                        "this is; taking segment_nt_multi_species from the directory name (set \"backbone\" in "
+                        "config.json or pass --backbone to be explicit)", path)
+            return "segment_nt_multi_species"
+        return "segment_nt"
     params = _checkpoint_file(jax_dir, "params")
     if params:
         if "posiional_encoding_type" in cfg or cfg.get("positional_encoding_type") == "borzoi":
@@ -118,18 +129,36 @@ def load_model(path: str | os.PathLike, backbone: Optional[str] = None,
     Args:
         path: model directory (``jax_model/...``, optionally ``config.json``), in the
             published joblib layout or converted by :func:`genoseg.convert.convert_model`
-            (then every file is verified against ``convert.json`` and no pickle is read).
+            (then every file is verified against ``convert.json``, a changed file is refused
+            with :class:`~genoseg.errors.CheckpointError`, and no pickle is read).
         backbone: one of :data:`BACKBONES`; inferred from the files when ``None``.
         rescaling_factor: SegmentNT only: rotary rescaling at inference (``None`` =
             training value). See ``genoseg.models.segment_nt``.
         compute_dtype: ``"float32"`` or ``"bfloat16"``.
         **options: backbone-specific options (e.g. ``attention`` for SegmentNT).
     """
-    from ..convert import verify_converted
+    from ..convert import start_verification
     from ..device import current_device
 
     path = os.fspath(path)
-    verify_converted(path)  # a converted directory: every file checked before any is read
+    # A converted directory: every file is checked against convert.json while the model is
+    # built (hashing overlaps tracing and the copy to the device); nothing loaded is
+    # returned, or used, unless the check passes.
+    check = start_verification(path)
+    try:
+        model = _load(path, backbone, rescaling_factor, compute_dtype, options)
+    except Exception:
+        if check is not None:
+            check.result()  # a changed file explains the failure better than its symptom
+        raise
+    if check is not None:
+        check.result()
+    model.device = str(current_device())  # recorded with the predictions
+    return model
+
+
+def _load(path: str, backbone: Optional[str], rescaling_factor: Optional[float], compute_dtype: str,
+          options: dict) -> SegmentationModel:
     if backbone is None:
         backbone = detect_backbone(path)
     if backbone not in BACKBONES:
@@ -139,11 +168,8 @@ def load_model(path: str | os.PathLike, backbone: Optional[str] = None,
     if window is not None and "window_length" not in options:
         options["window_length"] = int(window)
     if backbone.startswith("segment_nt"):
-        model = module.load(path, backbone=backbone, rescaling_factor=rescaling_factor,
-                            compute_dtype=compute_dtype, **options)
-    elif rescaling_factor is not None:
+        return module.load(path, backbone=backbone, rescaling_factor=rescaling_factor,
+                           compute_dtype=compute_dtype, **options)
+    if rescaling_factor is not None:
         raise ValueError("rescaling_factor applies to SegmentNT models only")
-    else:
-        model = module.load(path, backbone=backbone, compute_dtype=compute_dtype, **options)
-    model.device = str(current_device())  # recorded with the predictions
-    return model
+    return module.load(path, backbone=backbone, compute_dtype=compute_dtype, **options)
