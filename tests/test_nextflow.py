@@ -398,8 +398,21 @@ def test_fetch_model_module_against_a_local_hub(demo):
         demo.env["HF_HOME"] = str(demo.tmp / "hf_home")  # the Hugging Face cache of this test only
         w = demo.run("fetch_model", {}, {"meta.backbone": "segment_nt", "meta.repo": "InstaDeepAI/segment_nt",
                                          "meta.revision": "abc123", "args": f"--endpoint {fake.endpoint}"})
-    assert (w / "segment_nt/abc123/jax_model/pytree_ckpt.joblib").is_file()
-    assert (w / "segment_nt/abc123/jax_model/pytree_ckpt.safetensors").is_file()
+    fetched = w / "segment_nt/abc123"
+    assert (fetched / "jax_model/pytree_ckpt.joblib").is_file()
+    assert (fetched / "jax_model/pytree_ckpt.safetensors").is_file()
+    # the fetched directory comes converted: RESOLVE_MODEL hands it to predict as it is
+    # (isConverted), so fetched weights are never converted a second time
+    utils = {"file": "subworkflows/local/utils_genoseg/main.nf"}
+    answer = eval_config([{"id": "fetched", "profiles": ["test"], "params": {"outdir": "/r"}, "calls": [
+        {**utils, "function": "isConverted", "args": [{"path": str(fetched)}]},
+        {**utils, "function": "isConverted", "args": [{"path": str(ROOT / "assets/demo_model")}]},
+        {**utils, "function": "weightsChecksum", "args": [{"path": str(fetched)}]}]}], demo.tmp)
+    converted, demo_converted, checksum = (c.get("value", c) for c in answer["fetched"]["calls"])
+    assert converted is True and demo_converted is False
+    assert checksum == hashlib.sha256((fetched / "convert.json").read_bytes()).hexdigest()
+    record = json.loads((fetched / "convert.json").read_text())
+    assert "jax_model/pytree_ckpt.safetensors" in record["files"]
 
 
 # --------------------------------------------------------------------------- 4. params

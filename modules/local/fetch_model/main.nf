@@ -1,6 +1,8 @@
 // Download the published weights (jax_model/ of InstaDeepAI/<backbone>) at a pinned
-// revision. storeDir (set in conf/modules.config to params.model_cache) makes this a
-// cache: when <cache>/<backbone>/<revision>/ already exists the task is skipped.
+// revision and convert them in place (safetensors + convert.json; fetch.json records the
+// commit the revision resolved to): the pipeline's one conversion of fetched weights.
+// storeDir (set in conf/modules.config to params.model_cache) makes this a cache: when
+// <cache>/<backbone>/<revision>/ already exists the task is skipped.
 process GENOSEG_FETCH_MODEL {
     tag "${meta.backbone}@${meta.revision}"
     label 'process_single'
@@ -36,6 +38,7 @@ process GENOSEG_FETCH_MODEL {
     """
     mkdir -p ${meta.backbone}/${meta.revision}/jax_model
     touch ${meta.backbone}/${meta.revision}/jax_model/hyperparams.json
+    echo '{}' > ${meta.backbone}/${meta.revision}/convert.json
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -1,15 +1,19 @@
 //
-// Weights for one backbone, converted once per run into a pickle-free copy that holds only
-// what predict tasks load (safetensors + json configs; SHA-256 of every file in
-// convert.json): local weights (--model_dir) or the published ones (genoseg fetch-model
-// into the model cache, storeDir, so later runs skip the download), then
-// genoseg convert-model. Emits the converted directory with the checksum of its
-// convert.json: an input of every predict task, so -resume recomputes predictions when
-// the weights change, even when their path stays the same.
+// Weights for one backbone, in a pickle-free form (safetensors + json configs, SHA-256 of
+// every file in convert.json), converted ONCE per run at most:
+//   - published weights: genoseg fetch-model downloads jax_model/ into the model cache
+//     (storeDir: later runs skip the task) and converts them there, in place; the
+//     directory is used as it is, never converted again;
+//   - --model_dir already converted (convert.json, e.g. pre-staged with fetch-model):
+//     used as it is;
+//   - --model_dir with only the published joblib files: genoseg convert-model, once.
+// Emits the directory with the SHA-256 of its convert.json (which lists the SHA-256 of
+// every weight file): an input of every predict task, so -resume recomputes predictions
+// when the weights change, even when their path stays the same.
 //
 include { GENOSEG_FETCH_MODEL   } from '../../../modules/local/fetch_model'
 include { GENOSEG_CONVERT_MODEL } from '../../../modules/local/convert_model'
-include { resolveModelDir; modelSource; weightsChecksum } from '../utils_genoseg'
+include { resolveModelDir; modelSource; isConverted; weightsChecksum } from '../utils_genoseg'
 
 workflow RESOLVE_MODEL {
 
@@ -22,18 +26,20 @@ workflow RESOLVE_MODEL {
     def meta = [ id: backbone, backbone: backbone ]
     def local_dir = resolveModelDir(params.model_dir, backbone, n_backbones)
 
-    if (local_dir) {
-        ch_source = Channel.of([ meta, local_dir ])
-    } else {
+    if (!local_dir) {
         GENOSEG_FETCH_MODEL(Channel.of(modelSource(params, backbone)))
-        ch_source   = GENOSEG_FETCH_MODEL.out.model.map { source, dir -> [ meta, dir ] }
+        ch_model    = GENOSEG_FETCH_MODEL.out.model.map { source, dir -> [ meta, dir ] }
         ch_versions = ch_versions.mix(GENOSEG_FETCH_MODEL.out.versions)
+    } else if (isConverted(local_dir)) {
+        ch_model    = Channel.of([ meta, local_dir ])
+    } else {
+        GENOSEG_CONVERT_MODEL(Channel.of([ meta, local_dir ]))
+        ch_model    = GENOSEG_CONVERT_MODEL.out.model
+        ch_versions = ch_versions.mix(GENOSEG_CONVERT_MODEL.out.versions)
     }
-    GENOSEG_CONVERT_MODEL(ch_source)
-    ch_versions = ch_versions.mix(GENOSEG_CONVERT_MODEL.out.versions)
 
     emit:
-    model    = GENOSEG_CONVERT_MODEL.out.model
+    model    = ch_model
         .map { m, dir -> [ m, dir, weightsChecksum(dir) ] }
         .first()                                   // value channel: [ meta, converted model dir, sha256 ]
     versions = ch_versions

@@ -117,6 +117,12 @@ def jaxCacheDir(params, workDir) {
     return workDir.toUri().scheme == 'file' ? "${workDir}/genoseg_jax_cache".toString() : null
 }
 
+// Whether a model directory holds converted weights (convert.json beside jax_model/:
+// genoseg convert-model or fetch-model); predict verifies every file against it at load.
+def isConverted(model_dir) {
+    return model_dir.resolve('convert.json').exists()
+}
+
 // SHA-256 of a converted model directory's convert.json, which lists the SHA-256 of every
 // weight file: a predict task input, so that its cache key follows the weights.
 def weightsChecksum(model_dir) {
