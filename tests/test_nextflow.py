@@ -392,10 +392,11 @@ def test_fetch_model_module_against_a_local_hub(demo):
         w = demo.run("fetch_model", {}, {"meta.backbone": "segment_nt", "meta.repo": "InstaDeepAI/segment_nt",
                                          "meta.revision": "abc123", "args": f"--endpoint {fake.endpoint}"})
     fetched = w / "segment_nt/abc123"
-    assert (fetched / "jax_model/pytree_ckpt.joblib").is_file()
+    # converted once, in this step: what predict tasks stage holds no pickle, and
+    # RESOLVE_MODEL hands it to them as it is (isConverted): never converted a second time
     assert (fetched / "jax_model/pytree_ckpt.safetensors").is_file()
-    # the fetched directory comes converted: RESOLVE_MODEL hands it to predict as it is
-    # (isConverted), so fetched weights are never converted a second time
+    assert not list(fetched.rglob("*.joblib"))
+    assert json.loads((fetched / "fetch.json").read_text())["commit"] == COMMIT
     utils = {"file": "subworkflows/local/utils_genoseg/main.nf"}
     answer = eval_config([{"id": "fetched", "profiles": ["test"], "params": {"outdir": "/r"}, "calls": [
         {**utils, "function": "isConverted", "args": [{"path": str(fetched)}]},

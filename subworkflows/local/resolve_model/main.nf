@@ -1,9 +1,9 @@
 //
 // Weights for one backbone, in a pickle-free form (safetensors + json configs, SHA-256 of
 // every file in convert.json), converted ONCE per run at most:
-//   - published weights: genoseg fetch-model downloads jax_model/ into the model cache
-//     (storeDir: later runs skip the task) and converts them there, in place; the
-//     directory is used as it is, never converted again;
+//   - published weights: GENOSEG_FETCH_MODEL downloads jax_model/ and converts it into
+//     the model cache (storeDir: later runs skip the task, and reuse the converted
+//     weights); the directory is used as it is, never converted again;
 //   - --model_dir already converted (convert.json, e.g. pre-staged with fetch-model):
 //     used as it is;
 //   - --model_dir with only the published joblib files: genoseg convert-model, once.
