@@ -29,6 +29,7 @@ COMMANDS = (
     "simulate",
     "evaluate",
     "call",
+    "genes",
     "tracks",
     "report",
     "fetch_model",
