@@ -283,16 +283,16 @@ def test_missing_model_files(tmp_path, fasta, capsys):
 
 
 def test_annotate_in_one_process(tmp_path, fasta):
-    from genoseg.annotate import annotate
+    from genoseg.annotate import AnnotateOptions, annotate
 
     m = FakeModel(window_length=96)
-    t = annotate(fasta, str(tmp_path / "out"), m, windows_per_chunk=5)
+    t = annotate(fasta, str(tmp_path / "out"), m, AnnotateOptions(windows_per_chunk=5))
     bdir = tmp_path / "out" / "segment_nt"
     assert {s["step"] for s in t["steps"]} >= {"plan", "predict", "collect"}
     assert (bdir / "plan.json").exists() and (bdir / "predictions" / "_genoseg.json").exists()
     assert not [f for f in os.listdir(tmp_path / "out") if f.startswith(".genoseg-work")]
     with pytest.raises(Exception, match="already exists"):
-        annotate(fasta, str(tmp_path / "out"), m, windows_per_chunk=5)
+        annotate(fasta, str(tmp_path / "out"), m, AnnotateOptions(windows_per_chunk=5))
 
 
 @pytest.mark.slow

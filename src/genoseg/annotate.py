@@ -9,9 +9,11 @@ not; each output appears only when complete.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -37,16 +39,58 @@ def demo_model_dir() -> str:
                        "pass --model DIR (e.g. from `genoseg fetch-model`)")
 
 
-def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = None,
-             window_length: Optional[int] = None, overlap: float = 0.5, windows_per_chunk: int = 64,
-             batch_size: int = 8, compute_dtype: str = "float32", reverse_complement: bool = False,
-             contigs: Optional[list[str]] = None, contig_regex: Optional[str] = None,
-             min_contig_length: int = 1, overwrite: bool = False, downstream: bool = True,
-             truth: Optional[str] = None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class AnnotateOptions:
+    """Settings of one ``annotate`` run (validated on construction).
+
+    Each field is the ``genoseg annotate`` option of the same name (``--window-length``
+    is ``window_length``; ``contigs`` is the list ``--contigs a,b`` gives).
+    ``downstream=False`` stops after the predictions (no calls, tracks, report).
+    """
+
+    backbone: Optional[str] = None
+    window_length: Optional[int] = None
+    overlap: float = 0.5
+    windows_per_chunk: int = 64
+    batch_size: int = 8
+    compute_dtype: str = "float32"
+    reverse_complement: bool = False
+    contigs: Optional[tuple[str, ...]] = None
+    contig_regex: Optional[str] = None
+    min_contig_length: int = 1
+    truth: Optional[str] = None
+    overwrite: bool = False
+    downstream: bool = True
+
+    def __post_init__(self):
+        if self.contigs is not None:
+            object.__setattr__(self, "contigs", tuple(self.contigs))
+        if self.window_length is not None and self.window_length <= 0:
+            raise GenosegError(f"--window-length must be a positive number of bases, got {self.window_length}")
+        if not 0.0 <= self.overlap < 1.0:
+            raise GenosegError(f"--overlap must be in [0, 1), got {self.overlap}")
+        for name in ("windows_per_chunk", "batch_size"):
+            if getattr(self, name) < 1:
+                raise GenosegError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.min_contig_length < 0:
+            raise GenosegError(f"--min-contig-length must be >= 0, got {self.min_contig_length}")
+        if self.compute_dtype not in ("float32", "bfloat16"):
+            raise GenosegError(f"--compute-dtype must be float32 or bfloat16, got {self.compute_dtype!r}")
+        if self.contigs is not None and (not self.contigs or not all(self.contigs)):
+            raise GenosegError("--contigs: give one or more comma-separated contig names")
+        if self.contig_regex is not None:
+            try:
+                re.compile(self.contig_regex)
+            except re.error as exc:
+                raise GenosegError(f"--contig-regex {self.contig_regex!r}: {exc}") from None
+
+
+def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOptions] = None) -> dict:
     """Run every step; ``model`` is a directory, a loaded model object, or ``None``
-    (the bundled demo model). With ``truth`` (a GFF3 of known elements, e.g. from
-    ``genoseg simulate``) the calls are scored (``evaluation.tsv``, shown in the report).
-    Returns the timings dict (also in ``timings.json``)."""
+    (the bundled demo model). With ``options.truth`` (a GFF3 of known elements, e.g.
+    from ``genoseg simulate``) the calls are scored (``evaluation.tsv``, shown in the
+    report). Returns the timings dict (also in ``timings.json``)."""
+    o = options if options is not None else AnnotateOptions()
     from .fasta import Fasta
     from .outputs import backbone_dir, check_absent
     from .predict import predict_chunk
@@ -69,25 +113,26 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
         from .models import load_model
 
         model_dir = os.fspath(model) if model is not None else demo_model_dir()
-        model = load_model(model_dir, backbone=backbone, compute_dtype=compute_dtype)
+        model = load_model(model_dir, backbone=o.backbone, compute_dtype=o.compute_dtype)
     step("load_model", t0)
     bdir = backbone_dir(outdir, model.backbone)
     outputs = [dataset_dir(outdir, model.backbone), os.path.join(bdir, "plan.json")]
-    if downstream:
+    if o.downstream:
         outputs += [os.path.join(bdir, x) for x in ("calls", "tracks", "report.html", "timings.json")]
-        if truth is not None:
+        if o.truth is not None:
             outputs.append(os.path.join(bdir, "evaluation.tsv"))
-            if not os.path.isfile(truth):
-                raise GenosegError(f"--truth {truth}: file not found")
+            if not os.path.isfile(o.truth):
+                raise GenosegError(f"--truth {o.truth}: file not found")
     for path in outputs:
-        check_absent(path, overwrite)
+        check_absent(path, o.overwrite)
     os.makedirs(outdir, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".genoseg-work-", dir=outdir)
     try:
         t0 = time.perf_counter()
-        g = geometry_from_model(model, window_length, overlap)
-        plan, chunks = make_plan(fasta, g, os.path.join(work, "plan"), windows_per_chunk, contigs,
-                                 contig_regex, min_contig_length, True, model_dir)
+        g = geometry_from_model(model, o.window_length, o.overlap)
+        plan, chunks = make_plan(fasta, g, os.path.join(work, "plan"), o.windows_per_chunk,
+                                 list(o.contigs) if o.contigs else None, o.contig_regex,
+                                 o.min_contig_length, True, model_dir)
         total_bases = sum(c["length"] for c in plan["contigs"])
         step("plan", t0, total_bases, windows=plan["n_windows"], chunks=plan["n_chunks"])
 
@@ -99,8 +144,8 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
             with Fasta(fasta, check_duplicates=False) as fa:
                 for ch in chunks:
                     f = os.path.join(work, f"chunk_{ch['chunk']:05d}.parquet")
-                    st = predict_chunk(model, fa, ch, f, batch_size=batch_size,
-                                       reverse_complement=reverse_complement, overwrite=True)
+                    st = predict_chunk(model, fa, ch, f, batch_size=o.batch_size,
+                                       reverse_complement=o.reverse_complement, overwrite=True)
                     files.append(f)
                     done_bases += st["owned_bases"]
                     progress(len(files), len(chunks), done_bases, time.perf_counter() - t0)
@@ -110,7 +155,7 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
 
         t0 = time.perf_counter()
         ds = dataset_dir(outdir, model.backbone)
-        write_dataset(ds, plan, files, overwrite=overwrite)
+        write_dataset(ds, plan, files, overwrite=o.overwrite)
         with open(os.path.join(work, "plan.json"), "w") as fh:
             json.dump(plan, fh, indent=1)
         if os.path.exists(os.path.join(bdir, "plan.json")):
@@ -118,10 +163,10 @@ def annotate(fasta: str, outdir: str, model=None, *, backbone: Optional[str] = N
         os.replace(os.path.join(work, "plan.json"), os.path.join(bdir, "plan.json"))
         step("collect", t0, total_bases)
 
-        if downstream:
-            _downstream(bdir, ds, plan, timings, step, overwrite, truth)
+        if o.downstream:
+            _downstream(bdir, ds, plan, timings, step, o.overwrite, o.truth)
         timings["total_seconds"] = round(sum(s["seconds"] for s in timings["steps"]), 3)
-        if downstream:
+        if o.downstream:
             with open(os.path.join(bdir, "timings.json"), "w") as fh:
                 json.dump(timings, fh, indent=1)
     finally:

@@ -28,9 +28,18 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..annotate import annotate
 
-    annotate(args.fasta, args.outdir, args.model, backbone=args.backbone, window_length=args.window_length,
-             overlap=args.overlap, windows_per_chunk=args.windows_per_chunk, batch_size=args.batch_size,
-             compute_dtype=args.compute_dtype, reverse_complement=args.reverse_complement,
-             contigs=contig_list(args.contigs), contig_regex=args.contig_regex,
-             min_contig_length=args.min_contig_length, overwrite=args.overwrite, truth=args.truth)
+    annotate(args.fasta, args.outdir, args.model, options_from_args(args))
     return 0
+
+
+def options_from_args(args: argparse.Namespace):
+    """An :class:`~genoseg.annotate.AnnotateOptions` from the parsed command line: every
+    field whose name is an argument's ``dest`` (so a new option needs only its field and
+    its ``add_argument``)."""
+    import dataclasses
+
+    from ..annotate import AnnotateOptions
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(AnnotateOptions) if hasattr(args, f.name)}
+    values["contigs"] = contig_list(args.contigs)
+    return AnnotateOptions(**values)
