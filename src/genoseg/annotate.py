@@ -1,7 +1,8 @@
-"""All steps of a genome run in one process: plan, predict, collect, call, tracks, report.
+"""All steps of a genome run in one process: plan, predict, collect, call, tracks, genes,
+report.
 
 ``annotate(fasta, outdir, model)`` writes ``OUTDIR/<backbone>/`` with ``predictions/``
-(Parquet dataset), ``plan.json``, ``calls/``, ``tracks/``, ``report.html`` and
+(Parquet dataset), ``plan.json``, ``calls/``, ``tracks/``, ``genes/``, ``report.html`` and
 ``timings.json`` (seconds and bases/second per step). Intermediate files live in a
 temporary ``OUTDIR/.genoseg-work-*`` directory that is removed at the end, success or
 not; each output appears only when complete.
@@ -46,6 +47,9 @@ class AnnotateOptions:
     Each field is the ``genoseg annotate`` option of the same name (``--window-length``
     is ``window_length``; ``contigs`` is the list ``--contigs a,b`` gives).
     ``downstream=False`` stops after the predictions (no calls, tracks, report).
+    ``genes``: decode gene models into ``genes/`` (``None``: when the model predicts
+    exons or introns); ``truth_genes``: reference gene models GFF3 to score them
+    (``evaluation_genes.tsv``).
     """
 
     backbone: Optional[str] = None
@@ -61,6 +65,8 @@ class AnnotateOptions:
     truth: Optional[str] = None
     overwrite: bool = False
     downstream: bool = True
+    genes: Optional[bool] = None
+    truth_genes: Optional[str] = None
 
     def __post_init__(self):
         if self.contigs is not None:
@@ -123,6 +129,15 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
             outputs.append(os.path.join(bdir, "evaluation.tsv"))
             if not os.path.isfile(o.truth):
                 raise GenosegError(f"--truth {o.truth}: file not found")
+        if genes_on(o, model.features):
+            outputs.append(os.path.join(bdir, "genes"))
+            if o.truth_genes is not None:
+                outputs.append(os.path.join(bdir, "evaluation_genes.tsv"))
+                if not os.path.isfile(o.truth_genes):
+                    raise GenosegError(f"--truth-genes {o.truth_genes}: file not found")
+        elif o.truth_genes is not None:
+            raise GenosegError("--truth-genes scores gene models, but gene decoding is off (--no-genes, or a model "
+                               "without exon/intron features)")
     for path in outputs:
         check_absent(path, o.overwrite)
     os.makedirs(outdir, exist_ok=True)
@@ -164,7 +179,7 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
         step("collect", t0, total_bases)
 
         if o.downstream:
-            _downstream(bdir, ds, plan, timings, step, o.overwrite, o.truth)
+            _downstream(bdir, ds, plan, timings, step, o, fasta, genes_on(o, model.features))
         timings["total_seconds"] = round(sum(s["seconds"] for s in timings["steps"]), 3)
         if o.downstream:
             with open(os.path.join(bdir, "timings.json"), "w") as fh:
@@ -206,27 +221,55 @@ class _Progress:
         self._chunk_log.setLevel(self._chunk_level)
 
 
-def _downstream(bdir, ds, plan, timings, step, overwrite, truth) -> None:
-    """call, tracks, (evaluate,) report into ``bdir``."""
+def genes_on(o: AnnotateOptions, features) -> bool:
+    """Whether ``annotate`` decodes gene models: ``o.genes``, or by default when the
+    model predicts exons or introns."""
+    return bool(o.genes) if o.genes is not None else bool({"exon", "intron"} & set(features))
+
+
+def _downstream(bdir, ds, plan, timings, step, o: AnnotateOptions, fasta: str, genes: bool) -> None:
+    """call, tracks, (genes,) (evaluate,) report into ``bdir``."""
     from . import calls, report, tracks
     from .evaluate import evaluate_calls, format_table
 
     sizes = {c["name"]: c["length"] for c in plan["contigs"]}
     t0 = time.perf_counter()
-    calls.call_dataset(ds, os.path.join(bdir, "calls"), overwrite=overwrite, chrom_sizes=sizes)
+    calls.call_dataset(ds, os.path.join(bdir, "calls"), overwrite=o.overwrite, chrom_sizes=sizes)
     step("call", t0)
     t0 = time.perf_counter()
-    tracks.write_tracks(ds, os.path.join(bdir, "tracks"), sizes, overwrite=overwrite)
+    tracks.write_tracks(ds, os.path.join(bdir, "tracks"), sizes, overwrite=o.overwrite)
     step("tracks", t0)
+    gene_eval = _genes(bdir, ds, fasta, o, step) if genes else None
     evaluation = None
-    if truth is not None:
+    if o.truth is not None:
         t0 = time.perf_counter()
-        evaluation = evaluate_calls(truth, os.path.join(bdir, "calls"))
-        with atomic_path(os.path.join(bdir, "evaluation.tsv"), overwrite=overwrite) as tmp:
+        evaluation = evaluate_calls(o.truth, os.path.join(bdir, "calls"))
+        with atomic_path(os.path.join(bdir, "evaluation.tsv"), overwrite=o.overwrite) as tmp:
             evaluation.to_csv(tmp, sep="\t", index=False)
-        log.info("annotate: evaluation against %s\n%s", truth, format_table(evaluation))
+        log.info("annotate: evaluation against %s\n%s", o.truth, format_table(evaluation))
         step("evaluate", t0)
     t0 = time.perf_counter()
     report.write_report(bdir, os.path.join(bdir, "report.html"), plan=plan, evaluation=evaluation,
-                        timings=list(timings["steps"]), overwrite=overwrite)
+                        timings=list(timings["steps"]), overwrite=o.overwrite, gene_evaluation=gene_eval)
     step("report", t0)
+
+
+def _genes(bdir, ds, fasta, o: AnnotateOptions, step):
+    """Gene models into ``bdir/genes`` (and their score against ``o.truth_genes``)."""
+    from .commands.genes import default_threads
+    from .evaluate import evaluate_gene_models, format_gene_table
+    from .genes import predict_genes
+
+    t0 = time.perf_counter()
+    threads = getattr(o, "threads", None) or default_threads()
+    s = predict_genes(ds, fasta, os.path.join(bdir, "genes"), threads=threads, overwrite=o.overwrite)
+    step("genes", t0, s["bases"], genes=s["genes"])
+    if o.truth_genes is None:
+        return None
+    t0 = time.perf_counter()
+    table = evaluate_gene_models(o.truth_genes, os.path.join(bdir, "genes", "genes.gff3"))
+    with atomic_path(os.path.join(bdir, "evaluation_genes.tsv"), overwrite=o.overwrite) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    log.info("annotate: gene models against %s\n%s", o.truth_genes, format_gene_table(table))
+    step("evaluate_genes", t0)
+    return table

@@ -349,7 +349,7 @@ def _region_probs(dataset_dir: str, region: Region, nfeat: int):
 def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] = None,
                  evaluation=None, timings: Union[str, dict, list, None] = None,
                  regions: Optional[Iterable[Union[str, Region]]] = None, *, overwrite: bool = False,
-                 region_width: int = 20_000) -> str:
+                 region_width: int = 20_000, gene_evaluation=None) -> str:
     """Write the HTML report of ``backbone_dir`` (``OUTDIR/<backbone>``) to ``out_path``.
 
     Args:
@@ -515,6 +515,12 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
         H.append("<h2>Evaluation</h2>")
         H.append(_df_table(evaluation))
         H.append('<p class="note">Base-level precision, recall and F1 per feature against the truth annotation.</p>')
+
+    # --- gene models evaluation
+    gene_evaluation = _load_evaluation(gene_evaluation)
+    if gene_evaluation is not None:
+        H.append("<h2>Gene models: evaluation</h2>")
+        H.append(_df_table(gene_evaluation))
 
     # --- timings
     if timings is not None:

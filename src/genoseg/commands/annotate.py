@@ -1,5 +1,5 @@
 """``genoseg annotate``: a whole genome run in one process (plan, predict, collect,
-call, tracks, report) into ``OUTDIR/<backbone>/``. Without --model it uses the bundled
+call, tracks, genes, report) into ``OUTDIR/<backbone>/``. Without --model it uses the bundled
 demo model (``assets/demo_model``)."""
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ def register(sub) -> None:
     p.add_argument("--truth", default=None,
                    help="GFF3 of known elements (e.g. from genoseg simulate): score the calls "
                         "(OUTDIR/<backbone>/evaluation.tsv, shown in the report)")
+    p.add_argument("--genes", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode gene models into OUTDIR/<backbone>/genes/ (default: on when the model predicts "
+                        "exons/introns)")
+    p.add_argument("--truth-genes", default=None,
+                   help="reference gene models GFF3 (e.g. truth_genes.gff3 of genoseg simulate): score the gene "
+                        "models (OUTDIR/<backbone>/evaluation_genes.tsv, shown in the report)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run)
 

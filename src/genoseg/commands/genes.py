@@ -67,6 +67,6 @@ def run(args: argparse.Namespace) -> int:
     from .plan import contig_list
 
     predict_genes(args.predictions, args.fasta, args.outdir, decoder_params(args), contigs=contig_list(args.contigs),
-                  contig_regex=args.contig_regex, threads=args.threads or default_threads(),
+                  contig_regex=args.contig_regex, threads=default_threads() if args.threads is None else args.threads,
                   overwrite=args.overwrite)
     return 0

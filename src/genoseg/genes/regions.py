@@ -63,17 +63,16 @@ class RegionFinder:
         ends = np.flatnonzero(near & (np.append(brk[1:], True) | ~np.append(near[1:], False))) + 1
         keep = max(0, n - m)  # rows a later gene-like base could still reach
         for a, e in zip(starts.tolist(), ends.tolist()):
-            done = final or e + m < n or block_end[a] < n
-            if done:
-                yield int(pos[a]), codes[a:e]
-                continue
-            while e - a > self.max_region:  # still growing: cut at its least gene-like base
+            while e - a > self.max_region:  # too long: cut at its least gene-like base
                 lo = a + self.max_region // 2
                 cut = lo + int(np.argmin(geneness[lo:a + self.max_region]))
                 self.forced_cuts += 1
                 log.warning("gene region at %d grew past %d bp: cut at %d", int(pos[a]), self.max_region, int(pos[cut]))
                 yield int(pos[a]), codes[a:cut]
                 a = cut
-            keep = a
+            if final or e + m < n or block_end[a] < n:
+                yield int(pos[a]), codes[a:e]
+                continue
+            keep = a  # still growing: wait for more rows
             break
         self.pos, self.codes = pos[keep:].copy(), codes[keep:].copy()

@@ -1,7 +1,7 @@
 """The gene structure state model decoded by :mod:`genoseg.genes`.
 
-One state per base. Per strand 21 states, plus one shared intergenic state ``IG``
-(43 in all). Written for the sense strand; the minus strand is the mirror image (its
+One state per base. Per strand 30 states, plus one shared intergenic state ``IG``
+(61 in all). Written for the sense strand; the minus strand is the mirror image (its
 edges reversed, its sequence reverse-complemented, see :func:`edges`):
 
 ==========  ==================================================================
@@ -16,6 +16,7 @@ edges reversed, its sequence reverse-complemented, see :func:`edges`):
 ``SP1-3``   the three bases of the stop codon
 ``U3``      3' UTR exon base             ``U3I``  intron inside the 3' UTR
 ``N``       lncRNA exon base             ``NI``   lncRNA intron
+``X^``      the first base of an intron of kind ``X`` (every intron state above)
 ==========  ==================================================================
 
 The sequence rules are predicates on the bases next to a junction (``FLAG_*`` bits,
@@ -32,7 +33,10 @@ computed in :mod:`genoseg.genes.viterbi`) that an edge requires:
   next base is neither A nor G (no TAA/TAG). Checks that see an acceptor's G as the
   codon's first base are harmless (no stop codon starts with G);
 - the CDS length is a multiple of 3 because the frame advances one position per CDS
-  base, introns keep it, and the CDS can only end after a ``C2``.
+  base, introns keep it, and the CDS can only end after a ``C2``;
+- an intron is entered through its first-base state ``X^``, which cannot leave the
+  intron, so introns are at least 2 bases long, and then at least 4 (GT and AG cannot
+  overlap in 2 or 3 bases): a 1-base "intron" that is its own GT and AG never appears.
 
 Every path through the states is therefore a valid gene structure, and the Viterbi
 path is the best valid structure (exact, no heuristics).
@@ -42,8 +46,9 @@ from __future__ import annotations
 
 import numpy as np
 
+INTRONS = ("U5I", "I0", "I1", "I1T", "I2", "I2A", "I2G", "U3I", "NI")
 STRAND_STATES = ("U5", "U5I", "ST1", "ST2", "C0", "C1", "C1T", "C2", "I0", "I1", "I1T", "I2", "I2A", "I2G",
-                 "SP1", "SP2", "SP3", "U3", "U3I", "N", "NI")
+                 "SP1", "SP2", "SP3", "U3", "U3I", "N", "NI") + tuple(f"{x}^" for x in INTRONS)
 K = len(STRAND_STATES)
 IG = 0
 N_STATES = 1 + 2 * K
@@ -51,10 +56,11 @@ N_STATES = 1 + 2 * K
 #: Emission classes: states of one class expect the same per-base feature labels.
 CLASSES = ("intergenic", "utr5", "cds", "utr3", "intron", "nc_exon", "nc_intron")
 (E_IG, E_U5, E_CDS, E_U3, E_INTRON, E_NC_EXON, E_NC_INTRON) = range(len(CLASSES))
-_CLASS_OF = {"U5": E_U5, "U5I": E_INTRON, "ST1": E_CDS, "ST2": E_CDS, "C0": E_CDS, "C1": E_CDS, "C1T": E_CDS,
+_CLASS_OF_BASE = {"U5": E_U5, "U5I": E_INTRON, "ST1": E_CDS, "ST2": E_CDS, "C0": E_CDS, "C1": E_CDS, "C1T": E_CDS,
              "C2": E_CDS, "I0": E_INTRON, "I1": E_INTRON, "I1T": E_INTRON, "I2": E_INTRON, "I2A": E_INTRON,
              "I2G": E_INTRON, "SP1": E_CDS, "SP2": E_CDS, "SP3": E_CDS, "U3": E_U3, "U3I": E_INTRON,
              "N": E_NC_EXON, "NI": E_NC_INTRON}
+_CLASS_OF = {**_CLASS_OF_BASE, **{f"{x}^": _CLASS_OF_BASE[x] for x in INTRONS}}
 
 #: Features of the published models used for emissions, and the label each class
 #: expects for them (1 = the base is inside that feature). Splice sites are scored at
@@ -148,6 +154,16 @@ _SENSE_EDGES = [
 ]
 
 
+def _with_intron_entries(edges_):
+    """Edges into an intron (from another state) enter its first-base state ``X^``,
+    which moves on to ``X``."""
+    out = [(a, f"{b}^" if b in INTRONS and a != b else b, need, score, kind) for a, b, need, score, kind in edges_]
+    return out + [(f"{x}^", x, (), SCORE_NONE, T_STAY) for x in INTRONS]
+
+
+_SENSE_EDGES = _with_intron_entries(_SENSE_EDGES)
+
+
 def state_index(name: str, strand: int) -> int:
     """Index of a state: ``"IG"`` or a :data:`STRAND_STATES` name on strand 0 (+) / 1 (-)."""
     return IG if name == "IG" else 1 + strand * K + STRAND_STATES.index(name)
@@ -186,7 +202,7 @@ def edges(constants: np.ndarray, lncrna: bool = True):
     rows = [(IG, IG, 0, 0, SCORE_NONE, 0.0)]
     for strand in (0, 1):
         for a, b, need, score, kind in _SENSE_EDGES:
-            if not lncrna and ("N" in (a, b) or "NI" in (a, b)):
+            if not lncrna and ({"N", "NI", "NI^"} & {a, b}):
                 continue
             bits = 0
             for name in need:
