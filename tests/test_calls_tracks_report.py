@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from genoseg import calls, store, tracks
-from genoseg.outputs import escape_name
 from genoseg.calls import CallParams, call_array
 from genoseg.cli import main
 
@@ -26,13 +25,9 @@ def write_dataset(outdir, contigs, features=FEATURES, backbone="segment_nt"):
     ``contigs``: name -> (pos int [n], q uint8 [n, F]). Returns the dataset directory.
     """
     ddir = store.dataset_dir(str(outdir), backbone)
-    meta = store.base_metadata(list(features), backbone)
-    for name, (pos, q) in contigs.items():
-        d = os.path.join(ddir, "chrom=" + escape_name(name))
-        os.makedirs(d, exist_ok=True)
-        writer = store.PredictionWriter(os.path.join(d, "part-00000.parquet"), list(features), meta)
-        writer.write(np.asarray(pos, np.int64), np.asarray(q, np.uint8))
-        writer.close()
+    store.write_arrays(ddir, list(features), backbone,
+                       {name: (np.asarray(pos, np.int64), np.asarray(q, np.uint8)) for name, (pos, q) in contigs.items()},
+                       overwrite=True)
     return ddir
 
 

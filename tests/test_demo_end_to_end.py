@@ -71,7 +71,7 @@ def _outputs(run):
 
     import pyarrow.dataset as ds
 
-    table = ds.dataset(str(run / "predictions"), partitioning="hive").to_table()
+    table = ds.dataset(str(run / "predictions")).to_table()
     table = table.sort_by([("chrom", "ascending"), ("pos", "ascending")])
     calls = {p.name: gzip.open(p, "rt").read() for p in sorted((run / "calls").glob("*.bed.gz"))}
     calls["calls.gff3"] = (run / "calls" / "calls.gff3").read_text()

@@ -115,12 +115,15 @@ def test_single_window_value_is_model_output(tiny_nt, tmp_path):
     meta = store.read_metadata(ds)
     assert meta["encoding"] == "uint8_linear" and meta["scale"] == 255
     assert meta["features"] == tiny_nt.features and meta["backbone"] == "segment_nt"
-    part = os.path.join(ds, "chrom=c", "part-00000.parquet")
+    assert sorted(os.listdir(ds)) == ["_genoseg.json", "part-00000.parquet"]
+    part = os.path.join(ds, "part-00000.parquet")
     fmeta = json.loads(pq.read_schema(part).metadata[b"genoseg"])
     assert fmeta["features"] == tiny_nt.features and "version" in fmeta
+    assert fmeta["complete"] is True and fmeta["rows"] == 192 and fmeta["index"]["contig"] == ["c"]
     cols = pq.ParquetFile(part).metadata.row_group(0)
-    assert "DELTA_BINARY_PACKED" in cols.column(0).encodings
-    assert cols.column(1).compression == "ZSTD"
+    assert "RLE_DICTIONARY" in cols.column(0).encodings  # chrom
+    assert "DELTA_BINARY_PACKED" in cols.column(1).encodings  # pos
+    assert cols.column(2).compression == "ZSTD"
 
 
 # ----------------------------------------------------------------------------- windows
@@ -220,12 +223,15 @@ def test_cli_end_to_end_bgzip_and_escaping(tmp_path, capsys):
     for dirpath, dirnames, filenames in os.walk(out):
         for n in dirnames + filenames:
             assert os.path.realpath(os.path.join(dirpath, n)).startswith(root + os.sep)
-    assert sorted(os.listdir(ds)) == ["_genoseg.json", "chrom=%2E%2E", "chrom=..%2Fx", "chrom=a%2Fb"]
-    pos, _ = next(store.iter_predictions(ds, "../x"))
+    # contig names are never paths: one file per chunk, linked in unchanged
+    assert sorted(os.listdir(ds)) == ["_genoseg.json"] + [f"part-{i:05d}.parquet" for i in range(len(chunks))]
+    for i, f in enumerate(files):
+        assert open(os.path.join(ds, f"part-{i:05d}.parquet"), "rb").read() == open(f, "rb").read()
+    pos = np.concatenate([p for p, _ in store.iter_predictions(ds, "../x")])  # spans chunk files
     np.testing.assert_array_equal(pos, np.arange(250))
-    # pyarrow's Hive reader decodes the same names
+    # pyarrow reads the same names from the chrom column
     import pyarrow.dataset as pads
-    t = pads.dataset(ds, format="parquet", partitioning="hive").to_table(columns=["chrom"])
+    t = pads.dataset(ds, format="parquet").to_table(columns=["chrom"])
     assert set(t.column("chrom").to_pylist()) == {"a/b", "..", "../x"}
     # existing outputs are not replaced without --overwrite
     assert cli("collect", "--plan", plan_dir / "plan.json", "--chunks", *files, "--outdir", out) == 2

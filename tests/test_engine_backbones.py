@@ -37,7 +37,7 @@ def test_every_base_predicted_and_chunking_invariant(tmp_path, golden_dir, genom
     b = _run(tmp_path, fasta, golden_dir, name, window, "100")
     tables = []
     for out in (a, b):
-        t = ds.dataset(str(out / backbone / "predictions"), partitioning="hive").to_table()
+        t = ds.dataset(str(out / backbone / "predictions")).to_table()
         tables.append(t.sort_by([("chrom", "ascending"), ("pos", "ascending")]))
     assert tables[0].equals(tables[1])
     df = tables[0].to_pandas()

@@ -22,6 +22,13 @@ def test_escape_name_refuses_empty():
         escape_name("")
 
 
+@pytest.mark.parametrize("name", ["x" * 240, "é" * 100])
+def test_escape_name_refuses_names_too_long_for_a_file_name(name):
+    with pytest.raises(GenosegError, match="too long for a file name"):
+        escape_name(name)
+    assert escape_name(name[:20])
+
+
 @pytest.mark.parametrize("is_dir", [False, True])
 def test_atomic_path_success_modes_and_no_overwrite(tmp_path, is_dir):
     final = tmp_path / "out"

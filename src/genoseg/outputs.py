@@ -1,7 +1,9 @@
 """Output layout and safe writing.
 
 ``OUTDIR/<backbone>/{predictions,calls,tracks,report.html}`` (see ``DESIGN.md``).
-Contig names are data: :func:`escape_name` turns one into a single safe path component.
+Contig names never become paths (the predictions store keeps them in a column; files
+are numbered by chunk). Other names that do (backbone, feature) go through
+:func:`escape_name`, which makes one safe path component or refuses clearly.
 Outputs are written to a temporary sibling and renamed into place only when complete,
 so a failed step leaves no partial file; existing outputs are never replaced unless the
 caller passes ``overwrite=True``.
@@ -19,6 +21,7 @@ from typing import Iterator
 from .errors import GenosegError
 
 _SAFE = "-_.+=,@"
+NAME_MAX = 255  # bytes in one path component on common file systems
 
 
 def escape_name(name: str) -> str:
@@ -26,13 +29,17 @@ def escape_name(name: str) -> str:
 
     Only ``[A-Za-z0-9-_.+=,@]`` survive; ``/``, spaces and everything else become
     ``%XX``; names made only of dots (``.``, ``..``) are encoded too. Reversible with
-    ``urllib.parse.unquote``.
+    ``urllib.parse.unquote``. A name longer than :data:`NAME_MAX` bytes once escaped is
+    refused (GenosegError) rather than failing later in the file system.
     """
     if not name:
         raise GenosegError("empty name cannot be used as a file name")
     out = urllib.parse.quote(name, safe=_SAFE)
     if set(out) <= {"."}:
         out = out.replace(".", "%2E")
+    if len(out) + 16 > NAME_MAX:  # room for suffixes such as ".bed.gz.tbi" and temporary names
+        raise GenosegError(f"name {name[:40]!r}... is too long for a file name ({len(out)} bytes once escaped, "
+                           f"at most {NAME_MAX - 16})")
     return out
 
 
