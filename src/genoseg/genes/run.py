@@ -32,23 +32,15 @@ import numpy as np
 from .. import store
 from ..errors import GenosegError
 from ..outputs import atomic_path
-from . import viterbi, writers
+from . import statemodel, viterbi, writers
 from .decoder import Decoder, DecoderParams
 from .regions import RegionFinder
 
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("genes.gff3", "proteins.faa", "transcripts.bed", "summary.json")
-
-
-def iter_codes(dataset: str, contig: str, batch_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(pos, uint8 codes [n, F])`` of one contig (the store's codes as stored)."""
-    reader = getattr(store, "iter_codes", None)
-    if reader is not None:
-        yield from reader(dataset, contig, batch_rows=batch_rows)
-        return
-    for pos, probs in store.iter_predictions(dataset, contig, batch_rows=batch_rows):
-        yield pos, store.quantize(probs)
+#: Features the decoder reads (emissions, splice sites).
+USED_FEATURES = (*statemodel.EMISSION_FEATURES, "splice_donor", "splice_acceptor")
 
 
 def select_contigs(available: Sequence[str], names: Optional[Sequence[str]] = None,
@@ -118,7 +110,11 @@ def predict_genes(dataset_dir: str, fasta: str, outdir: str, params: Optional[De
     if threads < 1:
         raise GenosegError(f"--threads must be >= 1, got {threads}")
     meta = open_dataset(dataset_dir)
-    decoder = Decoder(meta["features"], params)
+    if not {"exon", "intron"} & set(meta["features"]):
+        raise GenosegError(f"{dataset_dir}: gene models need exon and/or intron probabilities; the model predicts "
+                           f"{', '.join(meta['features'])}")
+    used = [f for f in meta["features"] if f in USED_FEATURES]  # only these columns are read
+    decoder = Decoder(used, params)
     chosen = select_contigs(store.list_contigs(dataset_dir), contigs, contig_regex)
     fa = Fasta(fasta, check_duplicates=False)
     lengths = {c.name: c.length for c in fa.contigs}
@@ -180,7 +176,7 @@ def _decode_contig(dataset_dir, contig, length, fa, decoder, sink, pool, threads
         while len(pending) > 2 * threads or (pending and pending[0].done()):
             sink.write(pending.popleft().result(), stats)
 
-    for pos, codes in iter_codes(dataset_dir, contig, batch_rows):
+    for pos, codes in store.iter_codes(dataset_dir, contig, decoder.features, batch_rows=batch_rows):
         stats["bases"] += len(pos)
         for start, block in finder.feed(pos, codes):
             submit(start, block)
