@@ -154,7 +154,7 @@ class Decoder:
         """Emissions, flags and junction scores of a region (both strands)."""
         emis = vt.emissions(codes, self.columns, self.weights, self.logit)
         rc = vt.revcomp(seq)
-        flags = np.stack([vt.junction_flags(seq), vt.junction_flags(rc)[::-1]])
+        flags = vt.junction_flags(seq)  # [2, n + 1]: plus, minus strand per genome junction
         don = codes[:, self.donor] if self.donor is not None else None
         acc = codes[:, self.acceptor] if self.acceptor is not None else None
         w, win, tol = self.params.splice_weight, self.params.splice_window, self.params.splice_tolerance
@@ -162,8 +162,8 @@ class Decoder:
         minus = vt.junction_scores(None if don is None else don[::-1], None if acc is None else acc[::-1],
                                    self.logit, w, win, tol)[:, ::-1]
         if self.params.splice_prior_weight:
-            plus += self.params.splice_prior_weight * vt.splice_prior(seq)
-            minus += self.params.splice_prior_weight * vt.splice_prior(rc)[:, ::-1]
+            plus += self.params.splice_prior_weight * vt.splice_prior(seq, flags[0])
+            minus += self.params.splice_prior_weight * vt.splice_prior(rc, flags[1][::-1])[:, ::-1]
         jsc = np.ascontiguousarray(np.stack([plus, minus]))
         return emis, np.ascontiguousarray(flags), jsc
 
@@ -177,12 +177,15 @@ class Decoder:
         if len(seq) < 3:
             return []
         emis, flags, jsc = self.arrays(seq, codes)
-        path, _ = vt.decode(seq, emis, flags, jsc, self.edges, self.cls, compiled=compiled)
+        path, _ = vt.decode(emis, flags, jsc, self.edges, self.cls, compiled=compiled)
         return self.transcripts(chrom, start, seq, codes, path)
 
     # ---------------------------------------------------------------- path -> records
     def transcripts(self, chrom: str, start: int, seq: np.ndarray, codes: np.ndarray,
                     path: np.ndarray) -> list[Transcript]:
+        """State path -> transcripts (runs of non-intergenic states), with their exons,
+        CDS (phase from the frame state at each segment's 5' end), UTRs, scores and
+        protein; those under the minimum lengths are dropped."""
         from ..evaluate import intervals_from_mask
 
         cls = self.state_class[path]
@@ -192,7 +195,14 @@ class Decoder:
             return []
         runs = {k: intervals_from_mask(m) for k, m in
                 (("exon", exonic), ("cds", cls == sm.E_CDS), ("utr5", cls == sm.E_U5), ("utr3", cls == sm.E_U3))}
-        owner = {k: np.searchsorted(ts, s, side="right") - 1 for k, (s, _) in runs.items()}
+        # runs are sorted and each lies in one transcript: slice them per transcript
+        bounds = {k: (np.searchsorted(s, ts), np.searchsorted(s, te)) for k, (s, _) in runs.items()}
+        cds_bp = np.concatenate([[0], np.cumsum(runs["cds"][1] - runs["cds"][0])])
+        exon_bp = np.concatenate([[0], np.cumsum(runs["exon"][1] - runs["exon"][0])])
+        lo, hi = bounds["cds"]
+        coding = hi > lo
+        long_enough = np.where(coding, cds_bp[hi] - cds_bp[lo] >= self.params.min_cds_length,
+                               exon_bp[bounds["exon"][1]] - exon_bp[bounds["exon"][0]] >= self.params.min_lncrna_length)
         support = self._support(codes, exonic, path != sm.IG)
         exon_p = codes[:, self.exon_col].astype(np.float64) / 255 if self.exon_col is not None else support
         es, ee = runs["exon"]
@@ -200,23 +210,23 @@ class Decoder:
         exon_mean = (csum[ee] - csum[es]) / np.maximum(ee - es, 1)
         ssum = np.concatenate([[0.0], np.cumsum(support)])
         out = []
-        for t, (a, b) in enumerate(zip(ts.tolist(), te.tolist())):
-            sel = {k: owner[k] == t for k in runs}
-            iv = {k: np.stack([runs[k][0][sel[k]], runs[k][1][sel[k]]], axis=1).astype(np.int64) for k in runs}
+        for t in np.flatnonzero(long_enough).tolist():
+            a, b = int(ts[t]), int(te[t])
+            iv = {k: np.stack([runs[k][0][bounds[k][0][t]:bounds[k][1][t]],
+                               runs[k][1][bounds[k][0][t]:bounds[k][1][t]]], axis=1).astype(np.int64) for k in runs}
             strand = int(self.state_strand[path[a]])
             cds = iv["cds"]
-            coding = len(cds) > 0
             five_prime = cds[:, 0] if strand == 0 else cds[:, 1] - 1
             tx = Transcript(
-                chrom=chrom, strand="+-"[strand], start=start + a, end=start + b, coding=coding,
+                chrom=chrom, strand="+-"[strand], start=start + a, end=start + b, coding=bool(coding[t]),
                 exons=iv["exon"] + start, cds=cds + start,
                 cds_phase=[int(self.phase_of[path[i]]) for i in five_prime.tolist()],
                 utr5=iv["utr5"] + start, utr3=iv["utr3"] + start,
-                score=float((ssum[b] - ssum[a]) / (b - a)), exon_scores=exon_mean[sel["exon"]])
-            if coding:
+                score=float((ssum[b] - ssum[a]) / (b - a)),
+                exon_scores=exon_mean[bounds["exon"][0][t]:bounds["exon"][1][t]])
+            if tx.coding:
                 tx.protein = translate(seq, cds, strand)
-            if self._keep(tx):
-                out.append(tx)
+            out.append(tx)
         return out
 
     def _support(self, codes, exonic, in_tx) -> np.ndarray:
@@ -228,11 +238,6 @@ class Decoder:
         if pi is None:
             pi = 1 - pe
         return np.where(exonic, pe, np.where(in_tx, pi, 0.0))
-
-    def _keep(self, tx: Transcript) -> bool:
-        if tx.coding:
-            return int((tx.cds[:, 1] - tx.cds[:, 0]).sum()) >= self.params.min_cds_length
-        return int((tx.exons[:, 1] - tx.exons[:, 0]).sum()) >= self.params.min_lncrna_length
 
 
 # ----------------------------------------------------------------------- translation

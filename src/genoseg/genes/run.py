@@ -123,7 +123,7 @@ def predict_genes(dataset_dir: str, fasta: str, outdir: str, params: Optional[De
         fa.close()
         raise GenosegError(f"{fasta}: no sequence for contig(s) {', '.join(map(repr, absent[:5]))} of the "
                            f"predictions; pass the FASTA the predictions were made from")
-    viterbi.kernel()  # numba missing -> clear error now, not after reading data
+    viterbi.kernel(decoder.edges, decoder.cls)  # compiled (or numba missing: clear error) before any reading
     backbone = meta.get("backbone") or "model"
     summary = {"backbone": backbone, "dataset": os.path.abspath(dataset_dir), "fasta": os.path.abspath(fasta),
                "params": dataclasses.asdict(decoder.params), "lncrna_states": decoder.lncrna,

@@ -38,45 +38,84 @@ def revcomp(codes: np.ndarray) -> np.ndarray:
     return _COMP[codes[::-1]]
 
 
+_F = sm.FLAG
+_DON, _ACC, _ATG, _STOP = _F["DON"], _F["ACC"], _F["ATG"], _F["STOP"]
+_PREV_T, _PREV_NOT_T, _TA, _TG, _OTHER2 = _F["PREV_T"], _F["PREV_NOT_T"], _F["PREV2_TA"], _F["PREV2_TG"], _F["PREV2_OTHER"]
+_PA, _PG, _NOT_AG = _F["PREV_A"], _F["PREV_G"], _F["PREV_NOT_AG"]
+_C1C2, _C1TC2, _NEXT_NOT_AG, _NEXT_NOT_A = _F["C1C2_OK"], _F["C1TC2_OK"], _F["NEXT_NOT_AG"], _F["NEXT_NOT_A"]
+
+
+def _is_stop(a, b, c):
+    return a == T and ((b == A and (c == A or c == G)) or (b == G and c == A))
+
+
+def _sense_flags(m2, m1, z0, p1, p2):
+    """Flags of a junction from the sense bases ``x[j-2], x[j-1], x[j], x[j+1], x[j+2]``."""
+    f = 0
+    if z0 == G and (p1 == T or p1 == C):
+        f |= _DON
+    if m2 == A and m1 == G:
+        f |= _ACC
+    if z0 == A and p1 == T and p2 == G:
+        f |= _ATG
+    if _is_stop(z0, p1, p2):
+        f |= _STOP
+    f |= _PREV_T if m1 == T else _PREV_NOT_T
+    if m2 == T and m1 == A:
+        f |= _TA
+    elif m2 == T and m1 == G:
+        f |= _TG
+    else:
+        f |= _OTHER2
+    f |= _PA if m1 == A else _PG if m1 == G else _NOT_AG
+    if not _is_stop(m2, m1, z0):
+        f |= _C1C2  # the codon x[j-2:j+1] is not a stop
+    if not _is_stop(T, m1, z0):
+        f |= _C1TC2  # T + x[j-1] + x[j] is not a stop
+    if z0 != A and z0 != G:
+        f |= _NEXT_NOT_AG
+    if z0 != A:
+        f |= _NEXT_NOT_A
+    return f
+
+
+def _base(x, i, n, comp):
+    """Code of ``x[i]`` (complemented if ``comp``); OTHER outside ``x``."""
+    if i < 0 or i >= n or x[i] == OTHER:
+        return OTHER
+    return 3 - x[i] if comp else x[i]
+
+
+def _flags_py(x, out):  # pragma: no cover - compiled
+    """Fill ``out[0, j]`` (plus strand) and ``out[1, j]`` (minus strand) for every genome
+    junction ``j``. The minus strand reads the reverse complement ``r``: genome junction
+    ``j`` is its junction ``n - j``, and ``r[n - j + k] = comp(x[j - 1 - k])``."""
+    n = x.shape[0]
+    for j in range(n + 1):
+        out[0, j] = _sense_flags(_base(x, j - 2, n, False), _base(x, j - 1, n, False), _base(x, j, n, False),
+                                 _base(x, j + 1, n, False), _base(x, j + 2, n, False))
+        out[1, j] = _sense_flags(_base(x, j + 1, n, True), _base(x, j, n, True), _base(x, j - 1, n, True),
+                                 _base(x, j - 2, n, True), _base(x, j - 3, n, True))
+
+
 def junction_flags(x: np.ndarray) -> np.ndarray:
-    """Sense-strand predicates at every junction ``j`` of ``x`` (``uint16 [n + 1]``,
-    bits :data:`statemodel.FLAG`), see :mod:`genoseg.genes.statemodel`."""
-    n = len(x)
-    xp = np.concatenate([np.full(3, OTHER, np.uint8), x, np.full(3, OTHER, np.uint8)])
-
-    def at(k):  # x[j + k] for every junction j = 0..n
-        return xp[3 + k: 3 + k + n + 1]
-
-    prev2, prev, nxt, nxt1, nxt2 = at(-2), at(-1), at(0), at(1), at(2)
-    stop_at = (nxt == T) & (((nxt1 == A) & ((nxt2 == A) | (nxt2 == G))) | ((nxt1 == G) & (nxt2 == A)))
-    stop_before2 = np.concatenate([np.zeros(2, bool), stop_at[:-2]])  # codon x[j-2:j+1] is a stop
-    prev_t = prev == T
-    ta, tg = (prev2 == T) & (prev == A), (prev2 == T) & (prev == G)
-    pa, pg = prev == A, prev == G
-    split_stop = (pa & ((nxt == A) | (nxt == G))) | (pg & (nxt == A))  # T + x[j-1] + x[j]
-    bits = {
-        "DON": (nxt == G) & ((nxt1 == T) | (nxt1 == C)),
-        "ACC": (prev2 == A) & (prev == G),
-        "ATG": (nxt == A) & (nxt1 == T) & (nxt2 == G),
-        "STOP": stop_at,
-        "PREV_T": prev_t, "PREV_NOT_T": ~prev_t,
-        "PREV2_TA": ta, "PREV2_TG": tg, "PREV2_OTHER": ~(ta | tg),
-        "PREV_A": pa, "PREV_G": pg, "PREV_NOT_AG": ~(pa | pg),
-        "C1C2_OK": ~stop_before2, "C1TC2_OK": ~split_stop,
-        "NEXT_NOT_AG": ~((nxt == A) | (nxt == G)), "NEXT_NOT_A": nxt != A,
-    }
-    out = np.zeros(n + 1, np.uint16)
-    for name, mask in bits.items():
-        out |= mask.astype(np.uint16) * np.uint16(sm.FLAG[name])
+    """Predicates of both strands at every genome junction of ``x``: ``uint16 [2, n + 1]``
+    (row 0 plus, row 1 minus; bits :data:`statemodel.FLAG`; see
+    :mod:`genoseg.genes.statemodel`)."""
+    out = np.zeros((2, len(x) + 1), np.uint16)
+    _jit("flags")(np.ascontiguousarray(x, np.uint8), out)
     return out
 
 
 def _window_sum(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """``sum(v[j + lo : j + hi])`` for every junction ``j = 0..n`` (0 outside)."""
+    """``sum(v[j + lo : j + hi])`` for every junction ``j = 0..n`` (0 outside), float32."""
     n = len(v)
-    c = np.concatenate([[0.0], np.cumsum(v, dtype=np.float64)])
-    j = np.arange(n + 1)
-    return (c[np.clip(j + hi, 0, n)] - c[np.clip(j + lo, 0, n)]).astype(np.float32)
+    pad = max(-lo, hi, 0)
+    vp = np.concatenate([np.zeros(pad, np.float32), v.astype(np.float32, copy=False), np.zeros(pad, np.float32)])
+    out = np.zeros(n + 1, np.float32)
+    for k in range(lo, hi):
+        out += vp[pad + k: pad + k + n + 1]
+    return out
 
 
 def _tolerant(v: np.ndarray, d: int) -> np.ndarray:
@@ -123,19 +162,35 @@ ACCEPTOR_CONSENSUS = {**{k: _PYRIMIDINE for k in range(-15, -4)}, -3: (0.07, 0.7
                       0: (0.25, 0.14, 0.50, 0.11)}
 
 
-def splice_prior(x: np.ndarray) -> np.ndarray:
+def splice_prior(x: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """Log-odds (natural log, against uniform bases) of the consensus tables above at
-    every junction of the sense sequence ``x``: ``float32 [2, n + 1]`` (donor, acceptor).
-    Bases other than A/C/G/T and positions outside ``x`` score 0."""
+    the junctions of the sense sequence ``x`` where ``flags`` (:func:`junction_flags`)
+    allow a donor or an acceptor (0 elsewhere: no edge reads them): ``float32 [2, n + 1]``
+    (donor, acceptor). Bases other than A/C/G/T and positions outside ``x`` score 0."""
     n = len(x)
     out = np.zeros((2, n + 1), np.float32)
     pad = 16
     xp = np.concatenate([np.full(pad, OTHER, np.uint8), x, np.full(pad, OTHER, np.uint8)])
-    for row, table in ((0, DONOR_CONSENSUS), (1, ACCEPTOR_CONSENSUS)):
+    for row, table, flag in ((0, DONOR_CONSENSUS, sm.FLAG["DON"]), (1, ACCEPTOR_CONSENSUS, sm.FLAG["ACC"])):
+        idx = np.flatnonzero(flags & flag)
+        acc = np.zeros(len(idx), np.float32)
         for off, freq in table.items():
             lo = np.concatenate([np.log(np.asarray(freq) / 0.25), [0.0]]).astype(np.float32)
-            out[row] += lo[xp[pad + off: pad + off + n + 1]]
+            acc += lo[xp[pad + off + idx]]
+        out[row, idx] = acc
     return out
+
+
+def _emissions_py(codes, columns, W, logit, out):  # pragma: no cover - compiled
+    n = codes.shape[0]
+    for i in range(n):
+        for f in range(columns.shape[0]):
+            if columns[f] < 0:
+                continue
+            lg = logit[codes[i, columns[f]]]
+            for c in range(W.shape[0]):
+                if W[c, f] != 0:
+                    out[i, c] += W[c, f] * lg
 
 
 def emissions(codes: np.ndarray, columns: list, weights: np.ndarray, logit: np.ndarray) -> np.ndarray:
@@ -147,52 +202,78 @@ def emissions(codes: np.ndarray, columns: list, weights: np.ndarray, logit: np.n
     ``sum_f w_f * EXPECTED[c, f] * logit(p_f)``. ``columns[f]`` is the column of feature
     ``f`` in ``codes`` (``uint8`` p*255) or None when the model lacks it.
     """
-    n = codes.shape[0]
-    W = sm.EXPECTED * weights[None, :]  # [C, F]
-    out = np.zeros((n, len(sm.CLASSES)), np.float32)
-    for f, col in enumerate(columns):
-        if col is None or not W[:, f].any():
-            continue
-        lg = logit[codes[:, col]]  # [n]
-        for c in np.flatnonzero(W[:, f]):
-            out[:, c] += W[c, f] * lg
+    W = (sm.EXPECTED * weights[None, :]).astype(np.float32)  # [C, F]
+    cols = np.array([-1 if c is None else c for c in columns], np.int64)
+    out = np.zeros((codes.shape[0], len(sm.CLASSES)), np.float32)
+    _jit("emissions")(codes, cols, W, logit.astype(np.float32), out)
     return out
 
 
-# ------------------------------------------------------------------------------ kernel
-def _viterbi_py(emis, cls, flags, jsc, src, dst, strand, need, skind, const):  # pragma: no cover - compiled
-    """Best state path (``int8 [n]``), starting and ending in state 0 (intergenic).
+_JIT: dict = {}
 
-    ``flags``: ``uint16 [2, n + 1]``; ``jsc``: ``float32 [2, 2, n + 1]``; edges sorted by
-    ``dst``. Runs compiled by numba; the plain function is the reference for tests.
+
+def _jit(name: str):
+    """The numba-compiled helper ``name`` (compiled on first use, cached on disk)."""
+    if name not in _JIT:
+        numba = _numba()
+        if not _JIT:  # the helpers the others call, compiled first
+            global _is_stop, _sense_flags, _base
+            _is_stop = numba.njit(cache=True)(_is_stop)
+            _sense_flags = numba.njit(cache=True)(_sense_flags)
+            _base = numba.njit(cache=True)(_base)
+        fn = {"flags": _flags_py, "emissions": _emissions_py, "traceback": _traceback_py}[name]
+        _JIT[name] = numba.njit(nogil=True, cache=True)(fn)
+    return _JIT[name]
+
+
+def _numba():
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a declared dependency
+        raise GenosegError("genoseg genes needs numba for its Viterbi decoder: "
+                           "pip install -c constraints.txt numba") from None
+    return numba
+
+
+# ------------------------------------------------------------------------------ kernel
+def _viterbi_py(emis, cls, flags, jsc, first, src, strand, need, skind, const):  # pragma: no cover - compiled
+    """Best state path (``int8 [n]``) and its score, starting and ending in state 0
+    (intergenic).
+
+    Edges are grouped by destination (``first[d]:first[d + 1]`` are the edges into state
+    ``d``); ``flags``: ``uint16 [2, n + 1]``; ``jsc``: ``float32 [2, 2, n + 1]``. Runs
+    compiled by numba; the plain function is the reference for tests.
     """
     n = emis.shape[0]
     S = cls.shape[0]
-    E = src.shape[0]
     neg = -np.inf
     bp = np.zeros((n, S), np.uint8)
     prev = np.full(S, neg)
     cur = np.full(S, neg)
+    fl = np.zeros(2, np.int64)
+    js = np.zeros((2, 2))
     prev[0] = emis[0, cls[0]]
     for i in range(1, n):
-        f0 = flags[0, i]
-        f1 = flags[1, i]
-        for s in range(S):
-            cur[s] = neg
-        for e in range(E):
-            fl = f0 if strand[e] == 0 else f1
-            if (fl & need[e]) != need[e]:
-                continue
-            v = prev[src[e]] + const[e]
-            k = skind[e]
-            if k >= 0:
-                v += jsc[strand[e], k, i]
-            d = dst[e]
-            if v > cur[d]:
-                cur[d] = v
-                bp[i, d] = src[e]
-        for s in range(S):
-            cur[s] += emis[i, cls[s]]
+        fl[0] = flags[0, i]
+        fl[1] = flags[1, i]
+        js[0, 0] = jsc[0, 0, i]
+        js[0, 1] = jsc[0, 1, i]
+        js[1, 0] = jsc[1, 0, i]
+        js[1, 1] = jsc[1, 1, i]
+        for d in range(S):
+            best = neg
+            arg = 0
+            for e in range(first[d], first[d + 1]):
+                if (fl[strand[e]] & need[e]) != need[e]:
+                    continue
+                v = prev[src[e]] + const[e]
+                if skind[e] >= 0:
+                    v += js[strand[e], skind[e]]
+                if v > best:
+                    best = v
+                    arg = src[e]
+            cur[d] = best + emis[i, cls[d]]
+            bp[i, d] = arg
         prev, cur = cur, prev
     path = np.zeros(n, np.int8)
     s = 0
@@ -203,26 +284,111 @@ def _viterbi_py(emis, cls, flags, jsc, src, dst, strand, need, skind, const):  #
     return path, prev[0]
 
 
-_KERNEL = None
+def kernel_source(edge_arrays, cls) -> str:
+    """Python source of the compiled kernel for one edge set: the generic kernel above
+    unrolled over the edges, every state's score a local variable and every edge's
+    source, required flags and score kind a constant (about 6x faster than looping over
+    edge arrays). Edge constants stay an argument (``const``), so one compiled kernel
+    serves every :class:`~genoseg.genes.decoder.DecoderParams`."""
+    src, dst, strand, need, skind, _ = edge_arrays
+    S = len(cls)
+    body = ["def viterbi(emis, flags, jsc, const, bp):",
+            '    """Generated by genoseg.genes.viterbi.kernel_source; returns the final IG score."""',
+            "    n = emis.shape[0]",
+            "    neg = -np.inf"]
+    body += [f"    v{s} = neg" for s in range(1, S)]
+    body.append(f"    v0 = np.float64(emis[0, {cls[0]}])")
+    body += ["    for i in range(1, n):", "        f0 = flags[0, i]", "        f1 = flags[1, i]"]
+    body += [f"        j{a}{k} = np.float64(jsc[{a}, {k}, i])" for a in range(2) for k in range(2)]
+    body += [f"        e{c} = np.float64(emis[i, {c}])" for c in sorted(set(cls.tolist()))]
+    for d in range(S):
+        body += ["        b = neg", "        a = 0"]
+        for e in np.flatnonzero(dst == d).tolist():
+            pad = "        "
+            if need[e]:
+                body.append(f"{pad}if (f{strand[e]} & {int(need[e])}) == {int(need[e])}:")
+                pad += "    "
+            score = f" + j{strand[e]}{skind[e]}" if skind[e] >= 0 else ""
+            body += [f"{pad}t = v{src[e]} + const[{e}]{score}", f"{pad}if t > b:", f"{pad}    b = t",
+                     f"{pad}    a = {src[e]}"]
+        body += [f"        w{d} = b + e{cls[d]}", f"        bp[i, {d}] = a"]
+    body.append("        " + ", ".join(f"v{s}" for s in range(S)) + " = " + ", ".join(f"w{s}" for s in range(S)))
+    body.append("    return v0")
+    return "import numpy as np\n\n\n" + "\n".join(body) + "\n"
 
 
-def kernel():
-    """The compiled kernel (numba, ``nogil`` so regions decode in parallel threads)."""
-    global _KERNEL
-    if _KERNEL is None:
+def _traceback_py(bp):  # pragma: no cover - compiled
+    n = bp.shape[0]
+    path = np.zeros(n, np.int8)
+    s = 0
+    for i in range(n - 1, 0, -1):
+        path[i] = s
+        s = bp[i, s]
+    path[0] = s
+    return path
+
+
+def _cache_dir() -> str:
+    """Where the generated kernel source lives, so that numba can cache its machine
+    code across runs: ``$GENOSEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/genoseg`` or
+    ``~/.cache/genoseg``; a temporary directory when none is writable."""
+    import os
+    import tempfile
+
+    base = os.environ.get("GENOSEG_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "genoseg")
+    for d in (os.path.join(base, "kernels"), os.path.join(tempfile.gettempdir(), f"genoseg-kernels-{os.getuid()}")):
         try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a declared dependency
-            raise GenosegError("genoseg genes needs numba for its Viterbi decoder: "
-                               "pip install -c constraints.txt numba") from None
-        _KERNEL = numba.njit(nogil=True, cache=True)(_viterbi_py)
-    return _KERNEL
+            os.makedirs(d, exist_ok=True)
+            if os.access(d, os.W_OK):
+                return d
+        except OSError:
+            continue
+    return tempfile.mkdtemp(prefix="genoseg-kernels-")
 
 
-def decode(seq: np.ndarray, emis: np.ndarray, flags: np.ndarray, jsc: np.ndarray, edge_arrays,
-           cls: np.ndarray, compiled: bool = True) -> tuple[np.ndarray, float]:
+_KERNELS: dict = {}
+
+
+def kernel(edge_arrays=None, cls=None):
+    """Compiled kernels ``(viterbi, traceback)`` for an edge set (numba, ``nogil``, so
+    regions decode in parallel threads). Without arguments: numba's presence is checked
+    (a clear error when it is missing)."""
+    numba = _numba()
+    if edge_arrays is None:
+        return None
+    import hashlib
+    import importlib.util
+    import os
+    import sys
+
+    source = kernel_source(edge_arrays, cls)
+    key = hashlib.sha256(source.encode()).hexdigest()[:16]
+    if key not in _KERNELS:
+        path = os.path.join(_cache_dir(), f"viterbi_{key}.py")
+        if not os.path.exists(path):
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as fh:
+                fh.write(source)
+            os.replace(tmp, path)
+        name = f"genoseg_viterbi_{key}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # numba's cache re-imports the module by name
+        spec.loader.exec_module(module)
+        _KERNELS[key] = (numba.njit(nogil=True, cache=True)(module.viterbi), _jit("traceback"))
+    return _KERNELS[key]
+
+
+def decode(emis: np.ndarray, flags: np.ndarray, jsc: np.ndarray, edge_arrays, cls: np.ndarray,
+           compiled: bool = True) -> tuple[np.ndarray, float]:
     """Run the kernel; returns ``(path int8 [n], score)``. ``compiled=False`` runs the
-    same code in plain Python (slow; for tests on short sequences)."""
-    fn = kernel() if compiled else _viterbi_py
+    generic kernel in plain Python (slow; the reference for tests)."""
     src, dst, strand, need, skind, const = edge_arrays
-    return fn(emis, cls, flags, jsc, src, dst, strand, need, skind, const)
+    if not compiled:
+        first = np.searchsorted(dst, np.arange(len(cls) + 1)).astype(np.int64)  # edges sorted by dst
+        return _viterbi_py(emis, cls, flags, jsc, first, src, strand, need, skind, const)
+    run, traceback = kernel(edge_arrays, cls)
+    bp = np.zeros((emis.shape[0], len(cls)), np.uint8)
+    score = run(emis, flags, jsc, np.asarray(const, np.float64), bp)
+    return traceback(bp), float(score)
