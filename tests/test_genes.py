@@ -464,3 +464,52 @@ def test_simulated_truth_gene_models(tmp_path):
     assert exons == sorted((t["chrom"], a, b) for t in tx.values() for a, b in t["exons"])
     m = ev.read_gene_models(paths["truth_genes"])
     assert ev.compare_gene_models(m, m).set_index(["level", "strand"]).loc[:, "f1"].min() == 1.0
+
+
+# ----------------------------------------------------------------------- the report
+def test_report_summary_gene_section_and_diagrams(clean_run, tmp_path):
+    import re
+
+    from genoseg.report import write_report
+
+    genome, paths, ddir, tmp = clean_run
+    bdir = os.path.dirname(ddir)
+    shutil.copytree(tmp / "genes", os.path.join(bdir, "genes"), dirs_exist_ok=True)
+    table = ev.evaluate_gene_models(paths["truth_genes"], os.path.join(bdir, "genes", "genes.gff3"))
+    plan = {"genome": "genome.fa", "model": "assets/demo_model", "backbone": "segment_nt", "window_length": 1536,
+            "window_lengths": [1536, 768, 384], "min_window_length": 384, "overlap": 0.5, "n_windows": 120,
+            "n_chunks": 2, "windows_per_chunk": 64, "output_spans": {"1536": [0, 1536]}, "steps": {"1536": 768},
+            "selection": {"contigs": None, "contig_regex": None, "min_contig_length": 1}, "skipped": []}
+    timings = {"steps": [{"step": "predict", "seconds": 12.0}, {"step": "genes", "seconds": 1.5}],
+               "command": "genoseg annotate --fasta <g>.fa --outdir out", "demo_model": True}
+    tx, _ = parse_gff3_models(os.path.join(bdir, "genes", "genes.gff3"))
+    first = min((t for t in tx.values() if t["chrom"] == "chr1"), key=lambda t: t["span"])
+    region = f"chr1:{first['span'][0] + 1}-{first['span'][1]}"
+    out = tmp_path / "r.html"
+    write_report(bdir, str(out), plan=plan, timings=timings, gene_evaluation=table, regions=[region],
+                 truth_genes=paths["truth_genes"])
+    doc = out.read_text()
+    summary = doc[doc.index("<h2>Summary"):doc.index("<h2>What ran")]
+    for text in ("genome.fa", "bundled demonstration model", "device</td><td>unknown", "13.5 s", "exon F1 ",
+                 "intron chain F1"):
+        assert text in summary, text
+    assert "Demonstration model" in doc and "genoseg annotate --fasta &lt;g&gt;.fa --outdir out" in doc
+    ran = doc[doc.index("<h2>What ran"):doc.index("<h2>Skipped")]
+    assert "Windows of 1,536 bp for segment_nt, overlapping by 50 %" in ran and "768, 384 bp" in ran
+    assert "{" not in re.sub(r"<style>.*?</style>", "", ran) and "output_spans" not in ran  # no raw dicts
+    genes_part = doc[doc.index("<h2>Gene models"):]
+    assert f"{len(tx):,} genes" in genes_part and "Exons per transcript" in genes_part and "CDS length" in genes_part
+    assert "intron chain" in genes_part
+    svg = doc[doc.index("<h2>Probability tracks"):doc.index("<h2>Gene models")]
+    assert "genes (decoded)" in svg and "genes (truth)" in svg
+    from genoseg.report_genes import DECODED_COLOR, TRUTH_COLOR
+
+    assert svg.count(f'height="12" fill="{DECODED_COLOR}"') >= len(first["cds"])  # CDS boxes of the gene
+    assert f'fill="{TRUTH_COLOR}"' in svg
+    width = int(re.search(r'<svg[^>]*width="(\d+)"', svg).group(1))
+    ticks = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)" class="tick">', svg)
+    assert ticks and all(a == "end" for x, a in ticks if float(x) > width - 40)  # last label inside the plot
+    # without the demo model: no banner
+    write_report(bdir, str(out), plan={**plan, "model": "models/segment_nt"}, overwrite=True,
+                 timings={**timings, "demo_model": False})
+    assert "Demonstration model" not in out.read_text()

@@ -67,6 +67,7 @@ class AnnotateOptions:
     downstream: bool = True
     genes: Optional[bool] = None
     truth_genes: Optional[str] = None
+    command_line: Optional[str] = None  # shown in the report
 
     def __post_init__(self):
         if self.contigs is not None:
@@ -103,7 +104,9 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
     from .store import dataset_dir, write_dataset
     from .windows import geometry_from_model, make_plan
 
-    timings: dict = {"steps": []}
+    timings: dict = {"steps": [], "demo_model": model is None}
+    if o.command_line:
+        timings["command"] = o.command_line
 
     def step(name, t0, bases=None, **extra):
         dt = time.perf_counter() - t0
@@ -250,7 +253,8 @@ def _downstream(bdir, ds, plan, timings, step, o: AnnotateOptions, fasta: str, g
         step("evaluate", t0)
     t0 = time.perf_counter()
     report.write_report(bdir, os.path.join(bdir, "report.html"), plan=plan, evaluation=evaluation,
-                        timings=list(timings["steps"]), overwrite=o.overwrite, gene_evaluation=gene_eval)
+                        timings=timings, overwrite=o.overwrite, gene_evaluation=gene_eval,
+                        truth_genes=o.truth_genes if genes else None)
     step("report", t0)
 
 

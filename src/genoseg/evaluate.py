@@ -335,14 +335,15 @@ def _attributes(text: str, gtf: bool) -> dict:
     return out
 
 
-def read_gene_models(path: str) -> pd.DataFrame:
+def read_gene_models(path: str, with_cds: bool = False):
     """Exons of the transcripts of a GFF3 (or GTF) annotation.
 
     Transcripts are the parents of ``exon`` features (for a transcript without exon
     features, its merged CDS/UTR parts), genes the parents of transcripts (the
     transcript itself when it has none). GTF files use ``transcript_id``/``gene_id``.
 
-    Returns ``chrom, start, end, strand, transcript, gene`` (0-based half-open), sorted.
+    Returns ``chrom, start, end, strand, transcript, gene`` (0-based half-open), sorted;
+    with ``with_cds`` also the CDS segments in the same columns: ``(exons, cds)``.
     """
     if not os.path.isfile(path):
         raise GenosegError(f"gene models GFF3 not found: {path}")
@@ -384,8 +385,10 @@ def read_gene_models(path: str) -> pd.DataFrame:
             if parts[6] not in "+-" or not parts[6]:
                 raise GenosegError(f"{path}:{lineno}: {ftype} without a strand (+ or -)")
             for p in parents:
-                rows.append((parts[0], start, end, parts[6], p, ftype == "exon"))
-    df = pd.DataFrame(rows, columns=["chrom", "start", "end", "strand", "transcript", "is_exon"])
+                rows.append((parts[0], start, end, parts[6], p, ftype == "exon", ftype == "CDS"))
+    df = pd.DataFrame(rows, columns=["chrom", "start", "end", "strand", "transcript", "is_exon", "is_cds"])
+    cds = df.loc[df["is_cds"], ["chrom", "start", "end", "strand", "transcript"]]
+    df = df.drop(columns="is_cds")
     has_exon = set(df.loc[df["is_exon"], "transcript"])
     exons = df[df["is_exon"]]
     parts = df[~df["is_exon"] & ~df["transcript"].isin(has_exon)]
@@ -394,7 +397,11 @@ def read_gene_models(path: str) -> pd.DataFrame:
     df = pd.concat([exons, parts], ignore_index=True).drop(columns="is_exon")
     df["gene"] = [parent_of.get(t) or t for t in df["transcript"]]
     df = df.drop_duplicates(["transcript", "start", "end"])
-    return df.sort_values(["chrom", "start", "end", "transcript"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(["chrom", "start", "end", "transcript"], kind="stable").reset_index(drop=True)
+    if not with_cds:
+        return df
+    cds = cds.assign(gene=[parent_of.get(t) or t for t in cds["transcript"]])
+    return df, cds.sort_values(["chrom", "start", "end"], kind="stable").reset_index(drop=True)
 
 
 def _merge_touching(df: pd.DataFrame) -> pd.DataFrame:

@@ -34,7 +34,11 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..annotate import annotate
 
-    annotate(args.fasta, args.outdir, args.model, options_from_args(args))
+    import dataclasses
+    import shlex
+
+    options = dataclasses.replace(options_from_args(args), command_line=shlex.join(["genoseg", *args.argv]))
+    annotate(args.fasta, args.outdir, args.model, options)
     return 0
 
 
