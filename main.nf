@@ -15,7 +15,7 @@ include { SEGMENT_NT                           } from './workflows/segment_nt'
 include { SEGMENT_NT as SEGMENT_NT_MULTI_SPECIES } from './workflows/segment_nt'
 include { SEGMENT_ENFORMER                     } from './workflows/segment_enformer'
 include { SEGMENT_BORZOI                       } from './workflows/segment_borzoi'
-include { parseBackbones; resolveGenome        } from './subworkflows/local/utils_genoseg'
+include { parseBackbones; resolveGenome; checkComputeOptions; jaxCacheDir } from './subworkflows/local/utils_genoseg'
 
 workflow {
 
@@ -31,6 +31,13 @@ workflow {
     def backbones = parseBackbones(params.backbone)
     def genome    = resolveGenome(params)   // [ meta, fasta or null, seed or null ]
     def n         = backbones.size()
+    checkComputeOptions(params, workflow.profile)
+
+    // the XLA compilation cache must exist before a container mounts it
+    def jax_cache = jaxCacheDir(params, workflow.workDir)
+    if (jax_cache) {
+        file(jax_cache).mkdirs()
+    }
 
     //
     // Genome: once for all backbones
@@ -73,5 +80,8 @@ workflow.onComplete {
         log.info "genoseg: done. Results in ${params.outdir}/<backbone>/ (predictions, calls, tracks, report.html); run reports in ${params.outdir}/pipeline_info/."
     } else {
         log.error "genoseg: failed. See ${params.outdir}/pipeline_info/ and .nextflow.log; rerun with -resume to keep finished chunks."
+        if ((workflow.errorReport ?: '').contains('GENOSEG_FETCH_MODEL')) {
+            log.error "genoseg: the weights could not be downloaded. Compute nodes without internet access: download them once where there is (genoseg fetch-model --backbone <backbone> --revision <commit> --outdir models/<backbone>) and pass --model_dir models (see docs/pipeline.md, Model weights)."
+        }
     }
 }

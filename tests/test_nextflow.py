@@ -342,8 +342,13 @@ def test_params_defined_documented_and_used():
             profile_set = _params_block_names(text) - {"genomes", "models"}
             assert profile_set <= defined, f"{f.name} sets params not in nextflow.config: {profile_set - defined}"
     assert used <= defined, f"params used but not defined in nextflow.config: {sorted(used - defined)}"
-    assert defined == documented, (f"nextflow.config vs nextflow_schema.json: only in config {sorted(defined - documented)}, "
-                                   f"only in schema {sorted(documented - defined)}")
+    # params that are not command-line options (the genome/model maps) are listed in
+    # validation.defaultIgnoreParams, as the nf-core template does, and not in the schema
+    m = re.search(r"defaultIgnoreParams\s*=\s*\[([^\]]*)\]", (ROOT / "nextflow.config").read_text())
+    ignored = set(re.findall(r"'([^']+)'", m.group(1))) if m else set()
+    assert ignored <= defined and not (ignored & documented), (ignored, documented & ignored)
+    assert defined - ignored == documented, (f"nextflow.config vs nextflow_schema.json: only in config {sorted(defined - ignored - documented)}, "
+                                             f"only in schema {sorted(documented - defined)}")
     unused = defined - used - {"help", "help_full", "show_hidden", "trace_report_suffix"}
     assert not unused, f"params defined but never used: {sorted(unused)}"
 
@@ -419,3 +424,422 @@ def _tiny_fasta(tmp_path):
     path = tmp_path / "g.fa"
     path.write_text(f">c1\n{seq}\n")
     return path
+
+
+# --------------------------------------------------------------------------- 5. configuration, evaluated
+#
+# tests/nextflow/ConfigEval.groovy evaluates nextflow.config (includes, profiles in either
+# order, withLabel/withName selectors, dynamic directives over task.attempt/exitStatus/
+# previousTrace, resourceLimits, retries) with the real Groovy 4 and resolves what each
+# task would get. All scenarios run in one JVM (module-scoped fixture).
+
+WF_DIRS = ("workflows", "subworkflows/local")
+
+
+def groovy_classpath() -> str | None:
+    jar = groovy_jar()
+    if jar is None:
+        return None
+    parts = [jar] + [jar.with_name(jar.name.replace("groovy-", f"groovy-{m}-")) for m in ("json", "dateutil")]
+    return os.pathsep.join(map(str, parts)) if all(p.is_file() for p in parts) else None
+
+
+def eval_config(runs: list[dict], tmp: Path, config: Path = ROOT / "nextflow.config") -> dict:
+    java, cp = shutil.which("java"), groovy_classpath()
+    if java is None or cp is None:
+        pytest.skip("java or Groovy jars missing (make tools/groovy)")
+    request = tmp / "config_request.json"
+    request.write_text(json.dumps({"config": str(config), "runs": runs}))
+    r = subprocess.run([java, "-XX:TieredStopAtLevel=1", "-cp", cp, "groovy.ui.GroovyMain",
+                        str(ROOT / "tests/nextflow/ConfigEval.groovy"), str(request)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout)
+
+
+def _callers() -> dict[str, list[str]]:
+    """Process or workflow name -> the (sub)workflows that call it."""
+    parent: dict[str, list[str]] = {}
+    for d in WF_DIRS:
+        for f in sorted((ROOT / d).rglob("*.nf")):
+            text = f.read_text()
+            m = re.search(r"^workflow\s+(\w+)", text, re.M)
+            if not m:
+                continue
+            for inc in re.findall(r"^include\s*\{([^}]*)\}", text, re.M):
+                for name in re.split(r"\s*;\s*", inc.strip()):
+                    alias = name.split(" as ")[-1].strip()
+                    if re.fullmatch(r"[A-Z][A-Z0-9_]*", alias):
+                        parent.setdefault(alias, []).append(m.group(1))
+    return parent
+
+
+def fqn(process: str, backbone: str = "segment_nt") -> str:
+    """Fully qualified process name as Nextflow forms it, inside the backbone's workflow."""
+    parent, chain = _callers(), [process]
+    while chain[0] in parent:
+        options = parent[chain[0]]
+        chain.insert(0, backbone.upper() if backbone.upper() in options else options[0])
+    return ":".join(chain)
+
+
+def module_task(module: str, exits=(0,), backbone="segment_nt", **extra) -> dict:
+    """A task of a module as the harness takes it: name, fully qualified name, labels,
+    inputs and its declared outputs (globs filled in) plus versions.yml."""
+    path = ROOT / "modules/local" / module / "main.nf"
+    text = path.read_text()
+    name = process_name(path)
+    meta = {"id": backbone, "backbone": backbone, "chunk": "chunk_00000", "revision": "main", "repo": f"InstaDeepAI/{backbone}"}
+    values = {"meta.backbone": backbone, "meta.chunk": "chunk_00000", "meta.revision": "main", "prefix": "chunk_00000",
+              "meta.id": backbone}
+    outputs = [render(o, values).replace("*", "exon") for o in module_outputs(path)]
+    return {"name": name, "fqn": fqn(name, backbone), "labels": re.findall(r"^\s*label\s+'([^']+)'", text, re.M),
+            "inputs": {"meta": meta}, "exits": list(exits), "outputs": outputs, **extra}
+
+
+GPU_MODULE = "predict"
+CPU_MODULES = [m.parent.name for m in MODULES if m.parent.name != GPU_MODULE]
+
+
+def _scenarios() -> list[dict]:
+    out = "/results"
+    wf = {"workDir": "/scratch/work"}
+    all_tasks = [module_task(m) for m in [m.parent.name for m in MODULES]]
+    runs = []
+    for order in ("cli", "declared"):
+        for profiles in (["slurm", "gpu", "singularity"], ["gpu", "singularity", "slurm"]):
+            runs.append({"id": f"slurm_gpu/{order}/{','.join(profiles)}", "order": order, "profiles": profiles,
+                         "params": {"outdir": out, "cluster_options": "--account=lab --qos=high"},
+                         "workflow": {**wf, "containerEngine": "singularity"},
+                         "tasks": [module_task(GPU_MODULE, exits=(75, 75, 0)),
+                                   module_task(GPU_MODULE, exits=(137, 0)),
+                                   module_task(GPU_MODULE, exits=(75, 137, 75, 0)),
+                                   *[module_task(m) for m in CPU_MODULES]]})
+    runs += [
+        {"id": "batch_per_backbone", "profiles": ["gpu"], "params": {"outdir": out}, "workflow": wf,
+         "tasks": [module_task(GPU_MODULE, backbone=b) for b in ("segment_nt", "segment_enformer", "segment_borzoi")]},
+        {"id": "batch_param", "profiles": ["gpu"], "params": {"outdir": out, "batch_size": 6}, "workflow": wf,
+         "tasks": [module_task(GPU_MODULE, backbone="segment_borzoi", exits=(75, 75, 0))]},
+        {"id": "slurm_cpu", "profiles": ["slurm"], "params": {"outdir": out, "cluster_options": "--account=lab"},
+         "workflow": wf, "tasks": [module_task(GPU_MODULE)]},
+        {"id": "local_docker_gpu", "profiles": ["docker", "gpu"], "params": {"outdir": out},
+         "workflow": {**wf, "containerEngine": "docker"}, "tasks": [module_task(GPU_MODULE), module_task("call")]},
+        {"id": "local_apptainer_gpu", "profiles": ["apptainer", "gpu"], "params": {"outdir": out},
+         "workflow": {**wf, "containerEngine": "apptainer"}, "tasks": [module_task(GPU_MODULE)]},
+        {"id": "conda_gpu", "profiles": ["conda", "gpu"], "params": {"outdir": out},
+         "workflow": wf, "tasks": [module_task(GPU_MODULE), module_task("call")]},
+        {"id": "awsbatch_gpu_no_queue", "profiles": ["awsbatch", "gpu"],
+         "params": {"outdir": "s3://bucket/out", "awsbatch_queue": "cpu-queue"},
+         "workflow": {"workDir": "s3://bucket/work", "containerEngine": "docker", "profile": "awsbatch,gpu"},
+         "calls": [{"file": "subworkflows/local/utils_genoseg/main.nf", "function": "checkComputeOptions",
+                    "args": ["$params", "awsbatch,gpu"]}]},
+        {"id": "awsbatch_gpu", "profiles": ["awsbatch", "gpu"],
+         "params": {"outdir": "s3://bucket/out", "awsbatch_queue": "cpu-queue", "gpu_queue": "gpu-queue"},
+         "workflow": {"workDir": "s3://bucket/work", "containerEngine": "docker"},
+         "tasks": [module_task(GPU_MODULE), module_task("call")],
+         "calls": [{"file": "subworkflows/local/utils_genoseg/main.nf", "function": "checkComputeOptions",
+                    "args": ["$params", "awsbatch,gpu"]}]},
+        {"id": "google_gpu", "profiles": ["google", "gpu"], "params": {"outdir": "gs://bucket/out", "google_project": "p"},
+         "workflow": {"workDir": "gs://bucket/work", "containerEngine": "docker"},
+         "tasks": [module_task(GPU_MODULE, exits=(50001, 0)), module_task("call", exits=(50001, 0))],
+         "calls": [{"file": "subworkflows/local/utils_genoseg/main.nf", "function": "checkComputeOptions",
+                    "args": ["$params", "google,gpu"]}]},
+        {"id": "default", "profiles": [], "params": {"outdir": out}, "workflow": wf,
+         "tasks": [dict(t, exits=[137, 137, 137, 137, 0]) for t in all_tasks]},
+        {"id": "test", "profiles": ["test"], "params": {"outdir": out}, "workflow": wf,
+         "tasks": [dict(t, exits=[137, 137, 137, 137, 0]) for t in all_tasks]},
+    ]
+    return runs
+
+
+class Evaluated(dict):
+    """Harness answer by run id; a run the harness could not evaluate fails its test."""
+
+    def __getitem__(self, rid):
+        run = super().__getitem__(rid)
+        assert "failure" not in run, f"{rid}: {run['failure']}"
+        return run
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory):
+    return Evaluated(eval_config(_scenarios(), tmp_path_factory.mktemp("config_eval")))
+
+
+def attempts_of(run: dict, name: str) -> list[list[dict]]:
+    """Every task of `run` with process name `name`: its attempts, in request order."""
+    return [t for t in run["tasks"] if t[0]["_process"] == name]
+
+
+def predict(run: dict, nth: int = 0) -> list[dict]:
+    return attempts_of(run, "GENOSEG_PREDICT")[nth]
+
+
+def test_slurm_gpu_tasks_request_the_gpu_with_the_users_cluster_options(configs):
+    """-profile slurm,gpu: Slurm ignores `accelerator`, so the GPU label itself asks for the
+    GPU (--gres) next to the user's --cluster_options; CPU tasks keep only the user's."""
+    runs = {k: configs[k] for k in configs if k.startswith("slurm_gpu/")}
+    assert len(runs) == 4  # both profile orders, both parsers' profile semantics
+    for rid, run in runs.items():
+        first = predict(run)[0]
+        opts = first["clusterOptions"]
+        assert "--account=lab --qos=high" in opts, (rid, opts)
+        assert re.search(r"--gres=gpu:1\b|--gpus(-per-task)?=1\b", opts), (rid, opts)
+        assert first["executor"] == "slurm" and first["accelerator"] == {"request": 1}
+        assert first["containerOptions"].startswith("--nv") and first["container"].endswith("-cuda")
+        assert not first.get("beforeScript"), "Slurm assigns the GPU: no local GPU slot"
+        cpu = [t for t in run["tasks"] if t[0]["_process"] != "GENOSEG_PREDICT"]
+        assert len(cpu) == len(CPU_MODULES)
+        for t in cpu:
+            a = t[0]
+            assert a.get("clusterOptions") == "--account=lab --qos=high", (rid, a["_process"], a.get("clusterOptions"))
+            assert not a.get("accelerator") and "--nv" not in (a.get("containerOptions") or "")
+            assert not a["container"].endswith("-cuda")
+    # without the gpu profile no task asks Slurm for a GPU
+    cpu_only = predict(configs["slurm_cpu"])[0]
+    assert cpu_only["clusterOptions"] == "--account=lab" and not cpu_only.get("accelerator")
+
+
+def test_gpu_out_of_memory_retries_halve_the_batch_and_keep_memory_and_time(configs):
+    """exit 75 (genoseg predict: out of accelerator memory) -> retry with half the batch and
+    the same memory/time; a task killed by a signal (137) -> retry with twice the memory."""
+    run = configs["slurm_gpu/cli/slurm,gpu,singularity"]
+    oom = predict(run, 0)
+    assert [a["action"] for a in oom] == ["retry", "retry", "done"]
+    assert [a["ext"]["batch_size"] for a in oom] == [4, 2, 1]
+    assert len({a["memory"] for a in oom}) == 1 and len({a["time"] for a in oom}) == 1
+    killed = predict(run, 1)
+    assert killed[0]["action"] == "retry"
+    assert killed[1]["memory"] == 2 * killed[0]["memory"] and killed[1]["time"] == 2 * killed[0]["time"]
+    mixed = predict(run, 2)   # 75, 137, 75, 0: only the kill doubles memory
+    mem = [a["memory"] for a in mixed]
+    assert mem == [mem[0], mem[0], 2 * mem[0], 2 * mem[0]]
+    assert [a["ext"]["batch_size"] for a in mixed] == [4, 2, 1, 1]
+    assert [a["action"] for a in mixed] == ["retry", "retry", "retry", "done"]
+    # starting batch per backbone, or --batch_size, halved on each retry
+    assert [t[0]["ext"]["batch_size"] for t in configs["batch_per_backbone"]["tasks"]] == [4, 8, 2]
+    assert [a["ext"]["batch_size"] for a in predict(configs["batch_param"])] == [6, 3, 1]
+    # the module passes exactly this batch size to genoseg predict
+    assert "--batch-size ${batch_size}" in module_script(ROOT / "modules/local/predict/main.nf")
+    assert "task.ext.batch_size" in (ROOT / "modules/local/predict/main.nf").read_text()
+
+
+def test_awsbatch_gpu_without_a_gpu_queue_stops_at_start(configs):
+    refused = configs["awsbatch_gpu_no_queue"]
+    assert refused["params"]["use_gpu"] is True
+    err = refused["calls"][0].get("error", "")
+    assert "--gpu_queue" in err and "awsbatch" in err, refused["calls"]
+    main_nf = (ROOT / "main.nf").read_text()
+    assert re.search(r"checkComputeOptions\(params,\s*workflow\.profile\)", main_nf)
+    assert main_nf.index("checkComputeOptions(") < main_nf.index("PREPARE_GENOME(")
+    ok = configs["awsbatch_gpu"]
+    assert "error" not in ok["calls"][0], ok["calls"]
+    gpu, cpu = predict(ok)[0], attempts_of(ok, "GENOSEG_CALL")[0][0]
+    assert gpu["queue"] == "gpu-queue" and gpu["accelerator"] == {"request": 1} and gpu["executor"] == "awsbatch"
+    assert cpu["queue"] == "cpu-queue" and not cpu.get("accelerator")
+
+
+def test_google_batch_gpu_type_machine_type_and_spot_retries(configs):
+    run = configs["google_gpu"]
+    assert "error" not in run["calls"][0], run["calls"]
+    cfg = run["config"]
+    assert cfg["google.batch.spot"] is True and cfg["google.batch.maxSpotAttempts"] >= 1
+    p = predict(run)
+    assert p[0]["accelerator"] == {"request": 1, "type": "nvidia-l4"}
+    assert p[0]["machineType"] == "g2-standard-8"
+    assert p[0]["containerOptions"].startswith("--gpus all")
+    # a spot VM reclaimed after Batch's own attempts (exit 50001): Nextflow retries, with
+    # the same memory (still fits the machine type)
+    assert p[0]["action"] == "retry" and p[1]["memory"] == p[0]["memory"]
+    call = attempts_of(run, "GENOSEG_CALL")[0]
+    assert call[0]["action"] == "retry" and not call[0].get("machineType") and not call[0].get("accelerator")
+    schema = json.loads((ROOT / "nextflow_schema.json").read_text())
+    props = {k: v for d in schema["$defs"].values() for k, v in d["properties"].items()}
+    assert props["google_gpu_type"]["default"] == "nvidia-l4" and props["google_machine_type"]["default"] == "g2-standard-8"
+
+
+def test_local_gpu_tasks_get_one_gpu_each_inside_their_container(configs):
+    """Local executor: bin/genoseg_gpu_slot.sh is sourced before each GPU task (one GPU
+    per task), and the container engines let CUDA_VISIBLE_DEVICES through."""
+    for rid, engine_flag in (("local_docker_gpu", "--gpus all"), ("local_apptainer_gpu", "--nv")):
+        run = configs[rid]
+        p = predict(run)[0]
+        assert p["containerOptions"].startswith(engine_flag)
+        assert p["beforeScript"] == f". '{ROOT}/bin/genoseg_gpu_slot.sh'"
+        engine = rid.split("_")[1]
+        assert "CUDA_VISIBLE_DEVICES" in run["config"][f"{engine}.envWhitelist"]
+        assert p["accelerator"] == {"request": 1}
+    call = attempts_of(configs["local_docker_gpu"], "GENOSEG_CALL")[0][0]
+    assert not call.get("beforeScript") and not call.get("containerOptions") and not call.get("accelerator")
+    # singularity's whitelist is set as well (its launch line starts from an empty environment)
+    sing = configs["slurm_gpu/cli/slurm,gpu,singularity"]["config"]
+    assert "CUDA_VISIBLE_DEVICES" in sing["singularity.envWhitelist"]
+
+
+def test_conda_gpu_tasks_get_the_cuda_environment(configs):
+    run = configs["conda_gpu"]
+    gpu_env, cpu_env = predict(run)[0]["conda"], attempts_of(run, "GENOSEG_CALL")[0][0]["conda"]
+    assert gpu_env.endswith("environment-gpu.yml") and cpu_env.endswith("environment.yml")
+    gpu_yml = (ROOT / "environment-gpu.yml").read_text()
+    assert re.search(r"jax\[cuda12\]", gpu_yml) and not re.search(r"jax\[cuda", (ROOT / "environment.yml").read_text())
+
+
+def test_conda_environments_have_every_dependency():
+    """environment.yml / environment-gpu.yml install what pyproject.toml requires."""
+    import tomllib
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in deps}
+    for env in ("environment.yml", "environment-gpu.yml"):
+        listed = {re.split(r"[<>=!~\[ ]", l.strip("- ").strip(), maxsplit=1)[0].lower().replace("_", "-")
+                  for l in (ROOT / env).read_text().splitlines() if re.match(r"^\s+- ", l)}
+        assert names <= listed, f"{env} lacks {sorted(names - listed)}"
+
+
+def test_resource_limits_cap_every_label(configs):
+    for rid in ("default", "test"):
+        run = configs[rid]
+        limits = {k.rsplit(".", 1)[1]: v for k, v in run["config"].items() if k.startswith("process.resourceLimits.")}
+        assert set(limits) >= {"cpus", "memory", "time"}
+        for t in run["tasks"]:
+            for a in t:
+                assert a["cpus"] <= limits["cpus"] and a["memory"] <= limits["memory"] and a["time"] <= limits["time"], (rid, a["_process"], a["attempt"])
+    # the labels are really scaled: a retried kill gets more memory somewhere below the cap
+    assert any(t[1]["memory"] > t[0]["memory"] for t in configs["default"]["tasks"] if len(t) > 1)
+
+
+def test_published_outputs_hold_no_versions_yml(configs):
+    run = configs["default"]
+    published = {}
+    for t in run["tasks"]:
+        a = t[0]
+        assert "versions.yml" in a["published"], a["_process"]
+        assert a["published"]["versions.yml"] == [], f"{a['_process']} publishes versions.yml to {a['published']['versions.yml']}"
+        for out, dests in a["published"].items():
+            published.update({d: (a["_process"], out) for d in dests})
+    wanted = {"/results/segment_nt/plan.json", "/results/segment_nt/predictions", "/results/segment_nt/calls",
+              "/results/segment_nt/tracks", "/results/segment_nt/report.html", "/results/segment_nt/evaluation.tsv"}
+    assert wanted <= set(published), sorted(published)
+    assert not any(d.endswith(".parquet") for d in published), "predict chunks are intermediate"
+    main_nf = (ROOT / "main.nf").read_text()
+    assert "pipeline_info" in main_nf and "versions" in main_nf
+
+
+GPU_SLOT_TASK = """set -eu
+. "$1"
+echo "${CUDA_VISIBLE_DEVICES:-none} $(date +%s.%N) start" >> "$2"
+sleep "$3"
+echo "${CUDA_VISIBLE_DEVICES:-none} $(date +%s.%N) end" >> "$2"
+"""
+
+
+def _slot_tasks(tmp_path, n, env_extra=None, gpus="0\n1", hold=1.5):
+    fake = tmp_path / "fakebin"
+    fake.mkdir(exist_ok=True)
+    if gpus is not None:
+        (fake / "nvidia-smi").write_text(f"#!/bin/sh\nprintf '{gpus}\\n'\n")
+        (fake / "nvidia-smi").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env.update(PATH=f"{fake}:/usr/bin:/bin", GENOSEG_GPU_LOCK_DIR=str(tmp_path / "locks"), **(env_extra or {}))
+    log = tmp_path / "log.txt"
+    procs = [subprocess.Popen(["bash", "-c", GPU_SLOT_TASK, "task", str(ROOT / "bin/genoseg_gpu_slot.sh"), str(log), str(hold)],
+                              env=env, stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    errs = [p.communicate(timeout=60)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs
+    runs = {}
+    for i, line in enumerate(log.read_text().split("\n")):
+        if line:
+            dev, t, what = line.split()
+            runs.setdefault(dev, []).append((float(t), what))
+    return runs, errs
+
+
+def test_gpu_slot_gives_each_concurrent_task_its_own_gpu(tmp_path):
+    """bin/genoseg_gpu_slot.sh, as the local executor's GPU tasks source it: three tasks on
+    two GPUs run on distinct devices, never two at once on one device; the third waits."""
+    if shutil.which("flock") is None:
+        pytest.skip("flock (util-linux) not installed")
+    runs, errs = _slot_tasks(tmp_path, 3)
+    assert set(runs) == {"0", "1"}, runs
+    for dev, events in runs.items():
+        depth = 0
+        for _, what in sorted(events):
+            depth += 1 if what == "start" else -1
+            assert depth <= 1, f"two tasks at once on GPU {dev}: {events}"
+    assert sum(len(e) for e in runs.values()) == 6
+    assert sum("task uses GPU" in e for e in errs) == 3
+
+
+def test_gpu_slot_respects_an_existing_selection_and_no_gpu(tmp_path):
+    if shutil.which("flock") is None:
+        pytest.skip("flock (util-linux) not installed")
+    # Nextflow >= 26.10 (or the user) already chose the devices: only those are used
+    (tmp_path / "a").mkdir()
+    runs, _ = _slot_tasks(tmp_path / "a", 2, {"CUDA_VISIBLE_DEVICES": "2,3"}, hold=0.5)
+    assert set(runs) == {"2", "3"}
+    # no GPU anywhere: nothing exported, a clear note, the task itself decides (predict exits 69)
+    (tmp_path / "b").mkdir()
+    runs, errs = _slot_tasks(tmp_path / "b", 1, gpus=None, hold=0)
+    assert set(runs) == {"none"} and "no GPU" in errs[0]
+
+
+def test_schema_passes_the_nf_core_schema_lint_rules(configs):
+    """The checks of `nf-core pipelines schema lint` (nf_core.pipelines.schema), with the
+    harness in place of `nextflow config`: every schema parameter that is not ignored has a
+    config default of its type and the same default; $id/title follow manifest.name; the
+    genome/model maps are ignored (validation.defaultIgnoreParams), not described."""
+    run = configs["default"]
+    cfg, params = run["config"], run["params"]
+    schema = json.loads((ROOT / "nextflow_schema.json").read_text())
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema" and "defs" not in schema
+    name = cfg["manifest.name"]
+    assert schema["$id"] == f"https://raw.githubusercontent.com/{name}/main/nextflow_schema.json"
+    assert schema["title"] == f"{name} pipeline parameters"
+    assert schema["description"] == cfg["manifest.description"]
+    ignored = set(cfg["validation.defaultIgnoreParams"]) | {cfg.get("validation.help.shortParameter", "help"),
+                                                           cfg["validation.help.fullParameter"],
+                                                           cfg["validation.help.showHiddenParameter"], "trace_report_suffix"}
+    assert {"genomes", "models"} <= ignored
+    seen = set()
+    for group, d in schema["$defs"].items():
+        assert {"$ref": f"#/$defs/{group}"} in schema["allOf"]
+        for p, spec in d["properties"].items():
+            assert p not in seen, f"duplicate parameter {p}"
+            seen.add(p)
+            if p in ignored:
+                continue
+            assert p in params, f"--{p}: Not in pipeline parameters. Check `nextflow.config`."
+            value = params[p]
+            if "default" in spec:
+                if spec["type"] == "boolean":
+                    assert str(value).lower() == str(spec["default"]).lower(), p
+                else:
+                    assert str(spec["default"]) == str(value), f"{p}: schema {spec['default']!r} vs config {value!r}"
+            if value is None:
+                continue
+            t = spec["type"]
+            if t == "boolean":
+                assert isinstance(value, bool), p
+            elif t == "integer":
+                assert isinstance(value, int) and not isinstance(value, bool), p
+            elif t == "string":
+                assert isinstance(value, str) and value not in ("true", "false", ""), p
+    for d in schema["$defs"].values():
+        assert not any(v.get("type") == "object" for v in d["properties"].values()), "object params belong in defaultIgnoreParams"
+
+
+def test_nf_tests_assert_the_version_value(genome):
+    """The nf-test versions assertions accept a real versions.yml and reject one written
+    where genoseg is missing (the key `genoseg:` is there either way)."""
+    sim, _ = genome
+    real = (sim / "versions.yml").read_text()
+    missing = real.replace(re.search(r"genoseg: (.*)", real).group(1), "bash: line 1: genoseg: command not found")
+    empty = re.sub(r"genoseg: .*", "genoseg: ", real)
+    specs = sorted(ROOT.glob("modules/local/*/tests/main.nf.test")) + [ROOT / "tests/main.nf.test"]
+    for spec in specs:
+        text = spec.read_text()
+        assert 'contains("genoseg:")' not in text, spec
+        found = re.findall(r"versions.*?=~ /(.+?)/ }", text)
+        assert found, f"{spec}: no versions value assertion"
+        for pattern in found:
+            rx = re.compile(pattern)
+            assert rx.search(real) and not rx.search(missing) and not rx.search(empty), (spec, pattern)

@@ -1,5 +1,5 @@
 // Gather the per-chunk Parquet files of one backbone into the predictions dataset
-// <backbone>/predictions/ (Hive-partitioned by chrom), blending overlapping windows.
+// <backbone>/predictions/ (part-NNNNN.parquet, one per chunk, unchanged, + _genoseg.json index).
 process GENOSEG_COLLECT {
     tag "${meta.id}"
     label 'process_medium'
@@ -31,8 +31,9 @@ process GENOSEG_COLLECT {
 
     stub:
     """
-    mkdir -p ${meta.backbone}/predictions/chrom=chr1
-    touch ${meta.backbone}/predictions/chrom=chr1/part-0.parquet
+    mkdir -p ${meta.backbone}/predictions
+    touch ${meta.backbone}/predictions/part-00000.parquet
+    echo '{}' > ${meta.backbone}/predictions/_genoseg.json
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -1,12 +1,10 @@
 // Predict one chunk of windows on a GPU (CPU when params.use_gpu is false).
-// When the accelerator runs out of memory, genoseg predict exits with status 75; the
-// process label process_gpu retries on that status and every attempt halves the batch.
+// The GPU request, container flags and retry rules come with the label process_gpu
+// (conf/base.config). When the accelerator runs out of memory, genoseg predict exits with
+// status 75 and the task is retried with half the batch (ext.batch_size, conf/modules.config).
 process GENOSEG_PREDICT {
     tag "${meta.backbone}:${meta.chunk}"
     label 'process_gpu'
-
-    // the container engine's GPU flag (also set for every process_gpu task in conf/base.config)
-    containerOptions "${ !params.use_gpu ? '' : workflow.containerEngine == 'docker' ? '--gpus all' : workflow.containerEngine in ['singularity', 'apptainer'] ? '--nv' : '' }"
 
     input:
     tuple val(meta), path(chunk), path(fasta), path(fai), path(model)
@@ -20,8 +18,7 @@ process GENOSEG_PREDICT {
 
     script:
     def args       = task.ext.args ?: ''
-    def base_batch = (task.ext.batch_size ?: 8) as int
-    def batch_size = Math.max(1, base_batch.intdiv(1 << (task.attempt - 1)))
+    def batch_size = task.ext.batch_size ?: 4
     prefix = task.ext.prefix ?: "${meta.chunk}"
     """
     genoseg predict \\

@@ -86,3 +86,33 @@ def modelSource(params, backbone) {
     def revision = params.model_revision ?: entry.revision ?: 'main'
     return [ id: backbone, backbone: backbone, repo: repo, revision: revision ]
 }
+
+// Compute settings that would otherwise fail late (a GPU task queued where it never runs)
+// or not at all (a GPU task run on CPUs): checked at start, before any task.
+// `profile` is workflow.profile (e.g. 'awsbatch,gpu').
+def checkComputeOptions(params, profile) {
+    def profiles = (profile ?: '').toString().tokenize(',').collect { it.trim() }
+    if ('awsbatch' in profiles) {
+        if (!params.awsbatch_queue) {
+            error "-profile awsbatch needs --awsbatch_queue <AWS Batch job queue> for the CPU tasks."
+        }
+        if (params.use_gpu && !params.gpu_queue) {
+            error "-profile awsbatch with GPUs (-profile gpu or --use_gpu) needs --gpu_queue <job queue of a compute environment with GPU instances, e.g. g5/g6/p4d/p5 on an ECS GPU AMI>: a GPU task sent to the CPU queue ${params.awsbatch_queue} would never start. Or run without gpu."
+        }
+    }
+    if ('google' in profiles && !params.google_project) {
+        error "-profile google needs --google_project <Google Cloud project id>."
+    }
+}
+
+// Persistent XLA compilation cache shared by the predict tasks of a run (and of later
+// runs with the same work directory): --jax_cache_dir, or <workDir>/genoseg_jax_cache when
+// the work directory is on a file system; none on an object store (s3://, gs://) unless
+// --jax_cache_dir names a shared file system. The same rule is in conf/base.config
+// (container mount) and conf/modules.config (--jax-cache-dir).
+def jaxCacheDir(params, workDir) {
+    if (params.jax_cache_dir) {
+        return params.jax_cache_dir.toString()
+    }
+    return workDir.toUri().scheme == 'file' ? "${workDir}/genoseg_jax_cache".toString() : null
+}
