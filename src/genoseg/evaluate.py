@@ -49,15 +49,22 @@ def read_gff3(path: str) -> pd.DataFrame:
             parts = line.rstrip("\n").split("\t")
             if len(parts) < 8:
                 raise GenosegError(f"{path}:{lineno}: expected 9 tab-separated GFF3 columns")
-            try:
-                start, end = int(parts[3]) - 1, int(parts[4])
-            except ValueError:
-                raise GenosegError(f"{path}:{lineno}: start/end are not integers") from None
-            if start < 0 or end <= start:
-                raise GenosegError(f"{path}:{lineno}: invalid interval {parts[3]}-{parts[4]}")
+            start, end = gff_interval(parts, path, lineno)
             rows.append((parts[0], start, end, parts[2]))
     return pd.DataFrame(rows, columns=["chrom", "start", "end", "feature"]).astype(
         {"start": np.int64, "end": np.int64})
+
+
+def gff_interval(parts: list, path: str, lineno: int) -> tuple[int, int]:
+    """Columns 4-5 of a GFF line as a 0-based half-open ``(start, end)`` (GenosegError
+    naming the file and line when they are not a valid interval)."""
+    try:
+        start, end = int(parts[3]) - 1, int(parts[4])
+    except ValueError:
+        raise GenosegError(f"{path}:{lineno}: start/end are not integers") from None
+    if start < 0 or end <= start:
+        raise GenosegError(f"{path}:{lineno}: invalid interval {parts[3]}-{parts[4]}")
+    return start, end
 
 
 def read_bed(path: str, feature: Optional[str] = None) -> pd.DataFrame:
@@ -376,12 +383,7 @@ def read_gene_models(path: str, with_cds: bool = False):
                     parent_of[attrs["ID"]] = parents[0] if parents else None
                 if ftype != "exon" and ftype not in _PART_TYPES:
                     continue
-            try:
-                start, end = int(parts[3]) - 1, int(parts[4])
-            except ValueError:
-                raise GenosegError(f"{path}:{lineno}: start/end are not integers") from None
-            if start < 0 or end <= start:
-                raise GenosegError(f"{path}:{lineno}: invalid interval {parts[3]}-{parts[4]}")
+            start, end = gff_interval(parts, path, lineno)
             if parts[6] not in "+-" or not parts[6]:
                 raise GenosegError(f"{path}:{lineno}: {ftype} without a strand (+ or -)")
             for p in parents:

@@ -494,15 +494,17 @@ def write_fasta(contigs: dict, path: str, line_width: int = 60, overwrite: bool 
             fh.writelines(fai_rows)
 
 
+def _gff3_header(genome: SimulatedGenome, what: str) -> str:
+    return ("##gff-version 3\n" + "".join(f"##sequence-region {n} 1 {len(q)}\n" for n, q in genome.contigs.items())
+            + f"# genoseg simulate --seed {genome.seed}: {what}\n")
+
+
 def write_gff3(genome: SimulatedGenome, path: str, overwrite: bool = False) -> None:
     """Write the truth as GFF3 (1-based closed; type = feature name)."""
     df = genome.features
     with atomic_path(path, overwrite=overwrite) as tmp:
         with open(tmp, "w") as fh:
-            fh.write("##gff-version 3\n")
-            for name, seq in genome.contigs.items():
-                fh.write(f"##sequence-region {name} 1 {len(seq)}\n")
-            fh.write(f"# genoseg simulate --seed {genome.seed}: planted elements (truth)\n")
+            fh.write(_gff3_header(genome, "planted elements (truth)"))
             attrs = "ID=" + df["id"].astype(str)
             has_parent = df["parent"].astype(bool)
             attrs = attrs.where(~has_parent, attrs + ";Parent=" + df["parent"].astype(str))
@@ -523,10 +525,7 @@ def write_gene_models(genome: SimulatedGenome, path: str, overwrite: bool = Fals
     df = genome.models
     with atomic_path(path, overwrite=overwrite) as tmp:
         with open(tmp, "w") as fh:
-            fh.write("##gff-version 3\n")
-            for name, seq in genome.contigs.items():
-                fh.write(f"##sequence-region {name} 1 {len(seq)}\n")
-            fh.write(f"# genoseg simulate --seed {genome.seed}: planted genes (truth gene models)\n")
+            fh.write(_gff3_header(genome, "planted genes (truth gene models)"))
             for i, row in enumerate(df.itertuples(index=False)):
                 if row.type == "gene" and i:
                     fh.write("###\n")  # all parts of the previous gene are written

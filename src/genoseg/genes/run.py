@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional, Sequence
@@ -192,9 +193,5 @@ def _finish_gff3(tmp: str, regions) -> None:
     body = os.path.join(tmp, ".genes.body")
     with open(os.path.join(tmp, "genes.gff3"), "w") as out, open(body) as fh:
         out.write(writers.gff3_header(regions))
-        while True:
-            chunk = fh.read(1 << 22)
-            if not chunk:
-                break
-            out.write(chunk)
+        shutil.copyfileobj(fh, out, 1 << 22)
     os.remove(body)

@@ -275,13 +275,7 @@ def _viterbi_py(emis, cls, flags, jsc, first, src, strand, need, skind, const): 
             cur[d] = best + emis[i, cls[d]]
             bp[i, d] = arg
         prev, cur = cur, prev
-    path = np.zeros(n, np.int8)
-    s = 0
-    for i in range(n - 1, 0, -1):
-        path[i] = s
-        s = bp[i, s]
-    path[0] = s
-    return path, prev[0]
+    return _traceback_py(bp), prev[0]
 
 
 def kernel_source(edge_arrays, cls) -> str:
@@ -318,6 +312,7 @@ def kernel_source(edge_arrays, cls) -> str:
 
 
 def _traceback_py(bp):  # pragma: no cover - compiled
+    """The path ending in state 0 from back-pointers ``bp [n, S]``."""
     n = bp.shape[0]
     path = np.zeros(n, np.int8)
     s = 0
