@@ -34,7 +34,7 @@ def rand_seq(rng, n, alphabet="ACGT"):
 
 
 def write_fasta(path, records, width=60):
-    with open(path, "w") as fh:
+    with open(path, "w", encoding="utf-8") as fh:
         for name, seq in records:
             fh.write(f">{name}\n")
             for i in range(0, len(seq), width):
@@ -100,21 +100,13 @@ def test_annotate_takes_options_object(tmp_path, fasta):
 ODD_NAMES = ["1", "01", "MT", "chr1", "a/b", "s" * 300, "é" * 100]
 
 
-def _random_fasta(path, records, seed=0, width=60):
-    rng = np.random.default_rng(seed)
-    with open(path, "w", encoding="utf-8") as fh:
-        for name, n in records:
-            seq = "".join(rng.choice(list("ACGT"), n))
-            fh.write(f">{name}\n" + "".join(seq[i:i + width] + "\n" for i in range(0, n, width)))
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def odd_names_run(tmp_path_factory):
     """``genoseg annotate`` (plan, predict, collect, call, tracks, report) on contigs
     named :data:`ODD_NAMES`."""
     d = tmp_path_factory.mktemp("odd")
-    fasta = _random_fasta(d / "g.fa", [(n, 150 + 30 * i) for i, n in enumerate(ODD_NAMES)])
+    rng = np.random.default_rng(0)
+    fasta = write_fasta(d / "g.fa", [(n, rand_seq(rng, 150 + 30 * i)) for i, n in enumerate(ODD_NAMES)])
     out = d / "out"
     assert main(["annotate", "--fasta", fasta, "--model", TINY_NT, "--window-length", "96",
                  "--windows-per-chunk", "7", "--outdir", str(out)]) == 0
@@ -184,7 +176,7 @@ def _engine(model, fasta, work, windows_per_chunk):
     with Fasta(fasta, check_duplicates=False) as fa:
         for ch in chunks:
             files.append(os.path.join(work, f"c{ch['chunk']}.parquet"))
-            predict_chunk(model, fa, ch, files[-1], batch_size=8)
+            predict_chunk(model, fa, ch, files[-1], batch_size=32)
     ds = os.path.join(work, "predictions")
     store.write_dataset(ds, plan, files)
     return plan, ds
@@ -201,9 +193,11 @@ def test_fragmented_assembly_bounded_files_and_bytes_per_base(tmp_path, monkeypa
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(8)
-    lengths = rng.integers(200, 1200, 5000)
-    frag = _random_fasta(tmp_path / "frag.fa", [(f"scaffold_{i}", int(n)) for i, n in enumerate(lengths)], seed=1)
-    cont = _random_fasta(tmp_path / "cont.fa", [("chr1", int(lengths.sum()))], seed=1)
+    lengths = rng.integers(400, 768, 5000)  # one window length (384 bp): full batches
+    seq = rand_seq(rng, int(lengths.sum()))
+    ends = np.cumsum(lengths)
+    frag = write_fasta(tmp_path / "frag.fa", [(f"scaffold_{i}", seq[e - n:e]) for i, (n, e) in enumerate(zip(lengths, ends))])
+    cont = write_fasta(tmp_path / "cont.fa", [("chr1", seq)])
     model = FakeModel(window_length=1536)
     plan_f, ds_f = _engine(model, frag, str(tmp_path / "f"), windows_per_chunk=4000)
     plan_c, ds_c = _engine(model, cont, str(tmp_path / "c"), windows_per_chunk=4000)

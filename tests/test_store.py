@@ -193,3 +193,29 @@ def test_dataset_rewritten_in_place_is_read_afresh(tmp_path):
                        overwrite=True)
     assert store.list_contigs(ds) == ["b"]
     np.testing.assert_array_equal(next(store.iter_codes(ds, "b"))[1], codes_for(range(20), 2))
+
+
+def test_region_reads_only_overlapping_row_groups(tmp_path, monkeypatch):
+    pos = np.arange(0, 20_000, 2)  # one contig over 10 row groups of 1,000 rows
+    f = write_chunk(tmp_path / "c.parquet", "p", 0, [("s", np.arange(7)), ("big", pos), ("t", np.arange(5))],
+                    row_group_rows=1000)
+    ds = str(tmp_path / "ds")
+    store.write_dataset(ds, make_plan([("s", 7), ("big", pos.size), ("t", 5)], 1, "p"), [f])
+    decoded = []
+    orig = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                        lambda self, i, *a, **k: decoded.append(i) or orig(self, i, *a, **k))
+    store._reader.last = None
+    full = np.concatenate([q for _, q in store.iter_codes(ds, "big")])
+    for a, b in [(5001, 9000), (0, 1), (19_998, 30_000), (7000, 7000), (-5, 3), (25_000, 26_000)]:
+        decoded.clear()
+        store._reader.last = None
+        got = list(store.iter_codes(ds, "big", start=a, end=b, batch_rows=300))
+        want = (pos >= a) & (pos < b)
+        p = np.concatenate([x for x, _ in got]) if got else np.zeros(0, np.int64)
+        np.testing.assert_array_equal(p, pos[want])
+        if got:
+            np.testing.assert_array_equal(np.concatenate([q for _, q in got]), full[want])
+        assert len(decoded) <= -(-want.sum() // 1000) + 1, (a, b, decoded)
+    probs = np.concatenate([q for _, q in store.iter_predictions(ds, "t", start=2, end=4)])
+    assert probs.shape == (2, 3)

@@ -408,6 +408,8 @@ class _Dataset:
         self.e_rg = np.asarray(ix["row_group"], np.int64)
         self.e_off = np.asarray(ix["offset"], np.int64)
         self.e_rows = np.asarray(ix["rows"], np.int64)
+        self.e_first = np.asarray(ix["first_pos"], np.int64)
+        self.e_last = np.asarray(ix["last_pos"], np.int64)
         self.contigs = list(meta["contigs"])
         bounds = np.searchsorted(self.e_contig, np.arange(len(self.contigs) + 1))
         self.entries = {c: (int(bounds[k]), int(bounds[k + 1])) for k, c in enumerate(self.contigs)}
@@ -485,6 +487,25 @@ class _Reader(threading.local):
         key = (d.path, d.stamp, f, rg, columns)
         if self.last is not None and self.last[0] == key:
             return self.last[1]
+        t = self.parquet(d, f).read_row_group(rg, columns=["pos", *columns])
+        pos = t.column(0).to_numpy()
+        codes = np.empty((pos.size, len(columns)), np.uint8, order="F")
+        for j in range(len(columns)):
+            codes[:, j] = t.column(1 + j).to_numpy()
+        pos.flags.writeable = False
+        codes.flags.writeable = False
+        self.last = (key, (pos, codes))
+        return pos, codes
+
+    def pos_range(self, d: _Dataset, f: int, rg: int) -> tuple[int, int, int]:
+        """Rows and ``pos`` min, max of a row group (statistics over all its contigs)."""
+        md = self.parquet(d, f).metadata.row_group(rg)
+        st = md.column(1).statistics
+        if st is None or not st.has_min_max:
+            return md.num_rows, -1, 1 << 62
+        return md.num_rows, int(st.min), int(st.max)
+
+    def parquet(self, d: _Dataset, f: int) -> "pq.ParquetFile":
         fkey = (d.path, d.stamp, f)
         pf = self.files.get(fkey)
         if pf is None:
@@ -497,31 +518,42 @@ class _Reader(threading.local):
                 self.files.popitem(last=False)[1].close()
         else:
             self.files.move_to_end(fkey)
-        t = pf.read_row_group(rg, columns=["pos", *columns])
-        pos = t.column(0).to_numpy()
-        codes = np.empty((pos.size, len(columns)), np.uint8, order="F")
-        for j in range(len(columns)):
-            codes[:, j] = t.column(1 + j).to_numpy()
-        pos.flags.writeable = False
-        codes.flags.writeable = False
-        self.last = (key, (pos, codes))
-        return pos, codes
+        return pf
 
 
 _reader = _Reader()
 
 
-def _read_entry(d: _Dataset, e: int, columns: tuple, batch_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Batches of index entry ``e`` (one contig's rows in one file)."""
+def _read_entry(d: _Dataset, e: int, columns: tuple, batch_rows: int, start: Optional[int] = None,
+                end: Optional[int] = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of index entry ``e`` (one contig's rows in one file), optionally only the
+    rows with ``start <= pos < end`` (row groups outside are not read)."""
+    region = start is not None or end is not None
+    lo_pos = -1 if start is None else int(start)
+    hi_pos = 1 << 62 if end is None else int(end)
+    if region and (d.e_last[e] < lo_pos or d.e_first[e] >= hi_pos):
+        return
     f, rg, off, left = int(d.e_file[e]), int(d.e_rg[e]), int(d.e_off[e]), int(d.e_rows[e])
     while left > 0:
+        if region:  # the contig's rows in this row group lie within its [min, max]
+            nrows, rmin, rmax = _reader.pos_range(d, f, rg)
+            if rmin >= hi_pos:
+                return
+            if rmax < lo_pos:
+                left -= min(left, nrows - off)
+                rg, off = rg + 1, 0
+                continue
         pos, codes = _reader.row_group(d, f, rg, columns)
         take = min(left, pos.size - off)
         if take <= 0:
             raise GenosegError(f"{d.files[f]}: row group {rg} is shorter than {META_FILE} says; the dataset is damaged")
-        for a in range(off, off + take, batch_rows):
-            b = min(off + take, a + batch_rows)
-            yield pos[a:b], codes[a:b]
+        a, b = off, off + take
+        if region:
+            a, b = a + int(np.searchsorted(pos[a:b], lo_pos)), a + int(np.searchsorted(pos[a:b], hi_pos))
+        for i in range(a, b, batch_rows):
+            yield pos[i:min(b, i + batch_rows)], codes[i:min(b, i + batch_rows)]
+        if region and b < off + take:
+            return  # reached ``end``
         left -= take
         rg += 1
         off = 0
@@ -547,16 +579,18 @@ def contig_files(dataset: str, contig: str) -> list[str]:
 
 
 def iter_codes(dataset: str, contig: str, features: Optional[Sequence[str]] = None,
-               batch_rows: int = ROW_GROUP) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+               batch_rows: int = ROW_GROUP, start: Optional[int] = None, end: Optional[int] = None
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream ``(pos int64 [n], codes uint8 [n, F'])`` for ``contig`` in increasing
     ``pos``, at most ``batch_rows`` rows at a time; ``features`` picks and orders the
-    columns (default: all, in :func:`read_metadata` order). Arrays are read-only views
-    (``codes`` is column-major, so ``codes[:, j]`` is contiguous)."""
+    columns (default: all, in :func:`read_metadata` order); ``start``/``end`` keep the
+    rows in ``[start, end)`` (0-based, half-open) and skip the row groups outside it.
+    Arrays are read-only views (``codes`` is column-major: ``codes[:, j]`` is contiguous)."""
     d = _open(dataset)
     columns = d.columns(features)
     lo, hi = d.contig_entries(contig)
     for e in range(lo, hi):
-        yield from _read_entry(d, e, columns, int(batch_rows))
+        yield from _read_entry(d, e, columns, int(batch_rows), start, end)
 
 
 def iter_dataset(dataset: str, features: Optional[Sequence[str]] = None, batch_rows: int = ROW_GROUP
@@ -572,9 +606,10 @@ def iter_dataset(dataset: str, features: Optional[Sequence[str]] = None, batch_r
             yield name, pos, codes
 
 
-def iter_predictions(dataset: str, contig: str, batch_rows: int = 1_000_000
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def iter_predictions(dataset: str, contig: str, batch_rows: int = 1_000_000, start: Optional[int] = None,
+                     end: Optional[int] = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream ``(pos int64 [n], probs float32 [n, F])`` for ``contig`` in increasing
-    ``pos`` (features in :func:`read_metadata` order), ``batch_rows`` rows at a time."""
-    for pos, codes in iter_codes(dataset, contig, batch_rows=batch_rows):
+    ``pos`` (features in :func:`read_metadata` order), ``batch_rows`` rows at a time;
+    ``start``/``end`` as in :func:`iter_codes`."""
+    for pos, codes in iter_codes(dataset, contig, batch_rows=batch_rows, start=start, end=end):
         yield pos, dequantize(codes)
