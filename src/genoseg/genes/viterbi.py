@@ -330,9 +330,12 @@ def _cache_dir() -> str:
     import os
     import tempfile
 
-    base = os.environ.get("GENOSEG_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "genoseg")
-    for d in (os.path.join(base, "kernels"), os.path.join(tempfile.gettempdir(), f"genoseg-kernels-{os.getuid()}")):
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CACHE_HOME") or (os.path.join(home, ".cache") if os.path.isabs(home) else None)
+    base = os.environ.get("GENOSEG_CACHE_DIR") or (os.path.join(xdg, "genoseg") if xdg else None)
+    candidates = ([os.path.join(base, "kernels")] if base else []) + [
+        os.path.join(tempfile.gettempdir(), f"genoseg-kernels-{os.getuid()}")]
+    for d in candidates:
         try:
             os.makedirs(d, exist_ok=True)
             if os.access(d, os.W_OK):
