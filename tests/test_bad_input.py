@@ -94,6 +94,477 @@ def test_annotate_takes_options_object(tmp_path, fasta):
     assert os.listdir(tmp_path / "out" / "segment_nt" / "predictions")
 
 
+# --------------------------------------------------------------- helpers for runs
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.path.join(REPO, "src"))
+
+
+def genoseg_cmd(*args):
+    return [sys.executable, "-m", "genoseg.cli", *map(str, args)]
+
+
+def listing(root) -> list[str]:
+    """Every path under ``root`` (relative), hidden ones included."""
+    out = []
+    for d, dirs, files in os.walk(root):
+        out += [os.path.relpath(os.path.join(d, n), root) for n in dirs + files]
+    return sorted(out)
+
+
+def outputs_bytes(bdir) -> dict:
+    """Contents of every output file except the two that record times (and the seconds
+    and the output path in the calls summary)."""
+    out = {}
+    for rel in listing(bdir):
+        p = os.path.join(bdir, rel)
+        if os.path.isfile(p) and rel not in ("report.html", "timings.json"):
+            out[rel] = open(p, "rb").read()
+        if rel == "calls/summary.json":
+            d = json.loads(out[rel])
+            assert d.pop("dataset") == os.path.join(os.path.abspath(bdir), "predictions")
+            d.pop("seconds")
+            out[rel] = d
+    return out
+
+
+def fake_run(fasta, out, **kw):
+    return annotate(fasta, str(out), FakeModel(window_length=96), AnnotateOptions(windows_per_chunk=3, **kw))
+
+
+TRUTH = "##gff-version 3\nchr1\ttest\texon\t101\t300\t.\t+\t.\tID=e1\nchr2\ttest\texon\t11\t90\t.\t-\t.\tID=e2\n"
+
+
+# ------------------------------------------------------- fail before the compute
+def test_truth_malformed_fails_before_compute_and_writes_nothing(tmp_path, fasta, capsys):
+    truth = tmp_path / "truth.gff3"
+    truth.write_text(TRUTH + "chr1\ttest\texon\tten\t20\t.\t+\t.\n")
+    out = tmp_path / "out"
+    assert cli("annotate", "--fasta", fasta, "--truth", truth, "--outdir", out) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "truth.gff3:4" in line and "integers" in line
+    assert not out.exists()
+
+
+def test_truth_contigs_not_in_fasta_fail_before_compute(tmp_path, fasta, capsys):
+    truth = tmp_path / "truth.gff3"
+    truth.write_text(TRUTH.replace("chr1", "1").replace("chr2", "2"))
+    out = tmp_path / "out"
+    with pytest.raises(GenosegError, match="contig names must match") as err:
+        fake_run(fasta, out, truth=str(truth))
+    assert "'1'" in str(err.value) and "'chr1'" in str(err.value)
+    assert not out.exists()
+
+
+def test_truth_without_features_refused(tmp_path, fasta):
+    truth = tmp_path / "truth.gff3"
+    truth.write_text("##gff-version 3\n")
+    with pytest.raises(GenosegError, match="no features"):
+        fake_run(fasta, tmp_path / "out", truth=str(truth))
+
+
+def test_outdir_is_a_file(tmp_path, fasta, capsys):
+    out = tmp_path / "out"
+    out.write_text("I am a file")
+    assert cli("annotate", "--fasta", fasta, "--outdir", out) == 2
+    assert "is not a directory" in one_error_line(capsys.readouterr().err)
+    assert out.read_text() == "I am a file"
+
+
+def test_outdir_below_a_file(tmp_path, fasta, capsys):
+    (tmp_path / "f").write_text("x")
+    assert cli("annotate", "--fasta", fasta, "--outdir", tmp_path / "f" / "out") == 2
+    assert "is a file" in one_error_line(capsys.readouterr().err)
+
+
+def as_unprivileged(argv):
+    """``argv`` run as an ordinary user (root writes anywhere, so a permission test as
+    root runs its command as 'nobody'); skip where that is impossible."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: cannot test permissions")
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+    res = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=300)
+    if "Permission denied" in res.stderr and "genoseg" not in res.stderr:
+        pytest.skip(f"the unprivileged user cannot run this checkout: {res.stderr[-300:]}")
+    return res
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory an unprivileged user can read (pytest's tmp_path is private to root)."""
+    import shutil
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="genoseg-test-")
+    os.chmod(d, 0o755)
+    yield d
+    for root, dirs, _ in os.walk(d):
+        for n in dirs:
+            os.chmod(os.path.join(root, n), 0o755)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_outdir_not_writable(shared_dir):
+    rng = np.random.default_rng(2)
+    fa = write_fasta(os.path.join(shared_dir, "g.fa"), [("chr1", rand_seq(rng, 300))])
+    os.chmod(fa, 0o644)
+    ro = os.path.join(shared_dir, "ro")
+    os.mkdir(ro, 0o555)
+    os.chmod(ro, 0o555)
+    res = as_unprivileged(genoseg_cmd("annotate", "--fasta", fa, "--outdir", os.path.join(ro, "out")))
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = one_error_line(res.stderr)
+    assert "--outdir" in line and "cannot write" in line and "Permission denied" in line
+    assert os.listdir(ro) == []
+
+
+def test_existing_outputs_refused_before_compute(tmp_path, fasta):
+    fake_run(fasta, tmp_path / "out", downstream=False)
+    before = outputs_bytes(tmp_path / "out" / "segment_nt")
+    with pytest.raises(GenosegError, match="already exists"):
+        fake_run(fasta, tmp_path / "out", batch_size=3)
+    assert outputs_bytes(tmp_path / "out" / "segment_nt") == before
+    assert not [p for p in listing(tmp_path / "out") if p.startswith(".")]  # no work dir left
+
+
+def test_overwrite_without_truth_leaves_no_old_evaluation(tmp_path, fasta):
+    truth = tmp_path / "truth.gff3"
+    truth.write_text(TRUTH)
+    bdir = tmp_path / "out" / "segment_nt"
+    fake_run(fasta, tmp_path / "out", truth=str(truth))
+    assert (bdir / "evaluation.tsv").exists()
+    fake_run(fasta, tmp_path / "out", overwrite=True, contigs=["chr2"])
+    assert not (bdir / "evaluation.tsv").exists()
+    assert "chr1" not in (bdir / "plan.json").read_text().split('"skipped')[0]
+    assert not [p for p in listing(tmp_path / "out") if p.startswith(".")]
+
+
+def test_overwrite_that_fails_keeps_every_old_output(tmp_path, fasta):
+    fake_run(fasta, tmp_path / "out")
+    bdir = tmp_path / "out" / "segment_nt"
+    before = outputs_bytes(bdir)
+    with pytest.raises(GenosegError, match="no contigs selected|not in the FASTA"):
+        fake_run(fasta, tmp_path / "out", overwrite=True, contigs=["chrZ"])
+    assert outputs_bytes(bdir) == before
+    assert listing(tmp_path / "out") == ["segment_nt"] + ["segment_nt/" + p for p in listing(bdir)]
+
+
+# ------------------------------------------------------------- FASTA as users have it
+LAYOUTS = {
+    # name: (file content, words the one error line must hold)
+    "header_only_record_at_end": (">chr1\nACGTACGT\nACGT\n>chr2\n", ["'chr2'", "line 4", "no sequence", "delete"]),
+    "only_a_header": (">chr1\n", ["'chr1'", "line 1", "no sequence"]),
+    "cr_only_line_endings": (">chr1\rACGTACGT\rACGT\r", ["carriage returns", "genoseg prepare"]),
+    "blank_line_inside_record": (">chr1\nACGTACGT\n\nACGT\n>chr2\nACGT\n", ["'chr1'", "blank line 3", "remove"]),
+    "ragged_line_widths": (">chr1\nACGTACGT\nACG\nACGTA\n", ["'chr1'", "line 3", "3 bases", "8", "same length"]),
+    "longer_line_after_shorter": (">c\nACGT\nACGTACGT\n", ["'c'", "line 3", "8 bases", "4"]),
+    "whitespace_in_sequence": (">chr1\nACGT ACGT\nACGT\n", ["'chr1'", "line 2", "column 5", "whitespace"]),
+    "sequence_before_header": ("ACGT\n>chr1\nACGT\n", ["line 1", "before the first"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYOUTS))
+def test_fasta_layout_errors_name_file_contig_line_and_fix(tmp_path, capsys, case):
+    text, words = LAYOUTS[case]
+    path = tmp_path / "bad.fa"
+    path.write_bytes(text.encode())
+    out = tmp_path / "out"
+    assert cli("annotate", "--fasta", path, "--outdir", out) == 2
+    line = one_error_line(capsys.readouterr().err)
+    for w in ["bad.fa"] + words:
+        assert w in line, (w, line)
+    assert "fai_build_core" not in line and "Could not build" not in line
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["bad.fa"]  # no index, no outdir
+
+
+def test_fasta_layouts_faidx_reads_are_accepted(tmp_path):
+    from genoseg.fasta import Fasta
+
+    seq = "ACGTACGTAC" * 13
+    crlf = ">a\r\n" + "\r\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + "\r\n"
+    lines = "\n".join(seq[i:i + 60] for i in range(0, len(seq), 60))
+    blank_between = ">a\n" + lines + "\n\n\n>b\nACGT\n"
+    no_final_newline = ">a\n" + lines
+    for i, text in enumerate([crlf, blank_between, no_final_newline]):
+        p = tmp_path / f"ok{i}.fa"
+        p.write_bytes(text.encode())
+        with Fasta(str(p)) as fa:
+            assert fa.contigs[0].length == len(seq)
+            assert fa.fetch_bytes("a", 0, len(seq)).tobytes().decode() == seq
+
+
+def test_fasta_empty_record_is_listed_as_skipped(tmp_path, fasta):
+    rng = np.random.default_rng(4)
+    path = write_fasta(tmp_path / "e.fa", [("chr1", rand_seq(rng, 500)), ("chrEmpty", ""),
+                                           ("chr2", rand_seq(rng, 400))])
+    t = fake_run(path, tmp_path / "out", downstream=False)
+    plan = json.load(open(tmp_path / "out" / "segment_nt" / "plan.json"))
+    skipped = {s["contig"]: s["reason"] for s in plan["skipped"] if "contig" in s}
+    assert skipped.get("chrEmpty") == "empty sequence"
+    assert [c["name"] for c in plan["contigs"]] == ["chr1", "chr2"]
+    assert t["steps"]
+
+
+def copy_to(src, dst):
+    import shutil
+
+    shutil.copy(src, dst)
+    return str(dst)
+
+
+def test_read_only_fasta_directory_index_built_elsewhere(shared_dir):
+    """A shared reference directory users cannot write: the index is built in the run's
+    work area, nothing is written beside the FASTA, the run succeeds."""
+    rng = np.random.default_rng(5)
+    ref = os.path.join(shared_dir, "ref")
+    os.mkdir(ref)
+    fa = write_fasta(os.path.join(ref, "g.fa"), [("chr1", rand_seq(rng, 3000))])
+    os.chmod(fa, 0o644)
+    os.chmod(ref, 0o555)
+    out = os.path.join(shared_dir, "out")
+    os.mkdir(out)
+    os.chmod(out, 0o777)
+    res = as_unprivileged(genoseg_cmd("annotate", "--fasta", fa, "--outdir", out, "--windows-per-chunk", 2))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "read-only directory" in res.stderr
+    assert os.listdir(ref) == ["g.fa"]
+    assert listing(out)[0] == "segment_nt" and not [p for p in listing(out) if p.startswith(".")]
+
+
+def test_fai_option_reads_an_index_kept_elsewhere(tmp_path, fasta):
+    import pysam
+
+    src = copy_to(fasta, tmp_path / "ref.fa")
+    fai = str(tmp_path / "elsewhere.fai")
+    pysam.faidx(src, "--fai-idx", fai)
+    fake_run(src, tmp_path / "out", fai=fai, downstream=False)
+    assert not os.path.exists(src + ".fai")
+    assert cli("plan", "--fasta", src, "--fai", str(tmp_path / "nope.fai"), "--backbone", "segment_nt",
+               "--outdir", tmp_path / "plan") == 2
+
+
+def stale_index_case(tmp_path, change: str, bgzip: bool):
+    """A FASTA whose index was made from an earlier version of it and is newer."""
+    import pysam
+    import time
+
+    rng = np.random.default_rng(6)
+    a, b = rand_seq(rng, 30_000), rand_seq(rng, 5_000)
+    path = tmp_path / "g.fa"
+    first = [("chr1", a[:20_000]), ("chr2", b)] if change == "shorter" else [("chr1", a), ("chr2", b)]
+    write_fasta(path, first)
+    final = str(path)
+    if bgzip:
+        final = str(tmp_path / "g.fa.gz")
+        pysam.tabix_compress(str(path), final, force=True)
+    pysam.faidx(final)
+    index = open(final + ".fai").read()
+    then = [("chr1", a), ("chr2", b)] if change == "shorter" else [("chr1", a), ("chrB", b)]
+    write_fasta(path, then)
+    if bgzip:
+        pysam.tabix_compress(str(path), final, force=True)
+        pysam.faidx(final)  # a matching .gzi; only the .fai is stale
+    time.sleep(0.01)
+    with open(final + ".fai", "w") as fh:
+        fh.write(index)
+    os.utime(final + ".fai", (time.time() + 5, time.time() + 5))  # newer than the FASTA
+    return final
+
+
+@pytest.mark.parametrize("bgzip", [False, True], ids=["plain", "bgzip"])
+@pytest.mark.parametrize("change", ["shorter", "renamed"])
+def test_stale_fai_newer_than_fasta_is_refused(tmp_path, capsys, change, bgzip):
+    final = stale_index_case(tmp_path, change, bgzip)
+    out = tmp_path / "out"
+    assert cli("annotate", "--fasta", final, "--outdir", out, "--windows-per-chunk", 50) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "does not match" in line and ".fai" in line and "samtools faidx" in line
+    assert ("'chr1'" if change == "shorter" else "'chr2'") in line
+    assert not out.exists()
+
+
+# ------------------------------------------------------------ resume after a kill
+@pytest.fixture(scope="module")
+def sim_genome(tmp_path_factory):
+    """A simulated genome for the demo model: ~60 kb, with --windows-per-chunk 2 about
+    40 chunks, so a run can be stopped with many chunks done and many to go."""
+    d = tmp_path_factory.mktemp("sim")
+    assert main(["simulate", "--seed", "11", "--length-scale", "0.12", "--out", str(d)]) == 0
+    return str(d / "genome.fa")
+
+
+RUN_ARGS = ("--windows-per-chunk", "2", "--batch-size", "4")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(sim_genome, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "out"
+    assert main(["annotate", "--fasta", sim_genome, "--outdir", str(out), *RUN_ARGS]) == 0
+    return outputs_bytes(out / "segment_nt")
+
+
+def start_annotate(fasta, out, *extra):
+    import subprocess
+
+    return subprocess.Popen(genoseg_cmd("annotate", "--fasta", fasta, "--outdir", out, *RUN_ARGS, *extra),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)
+
+
+def chunk_files(out) -> list[str]:
+    d = os.path.join(out, ".genoseg-work-segment_nt", "chunks")
+    return sorted(f for f in os.listdir(d) if f.endswith(".parquet") and not f.startswith(".")) \
+        if os.path.isdir(d) else []
+
+
+def wait_for_chunks(proc, out, n, timeout=240.0):
+    import time
+
+    t0 = time.time()
+    while len(chunk_files(out)) < n:
+        assert proc.poll() is None, f"annotate ended before {n} chunks: {proc.stderr.read()[-2000:]}"
+        assert time.time() - t0 < timeout, "no progress"
+        time.sleep(0.02)
+
+
+def predict_step(out) -> dict:
+    t = json.load(open(os.path.join(out, "segment_nt", "timings.json")))
+    return next(s for s in t["steps"] if s["step"] == "predict")
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_kill_mid_predict_then_rerun_resumes_bit_identical(tmp_path, sim_genome, uninterrupted, sig):
+    import signal
+
+    out = str(tmp_path / "out")
+    proc = start_annotate(sim_genome, out)
+    wait_for_chunks(proc, out, 6)
+    os.killpg(proc.pid, getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    if sig == "SIGTERM":
+        assert proc.returncode == 143, err[-2000:]
+        assert "Traceback" not in err and "stopped by SIGTERM" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    finished = len(chunk_files(out))
+    assert finished >= 6
+    # only what a rerun can use is left: the work directory (no outputs, no temporaries)
+    assert os.listdir(out) == [".genoseg-work-segment_nt"]
+    if sig == "SIGTERM":
+        assert not [p for p in listing(out) if p.endswith(".partial")]
+
+    assert main(["annotate", "--fasta", sim_genome, "--outdir", out, *RUN_ARGS]) == 0
+    st = predict_step(out)
+    assert st["chunks_reused"] == finished and st["chunks_computed"] > 0
+    assert outputs_bytes(os.path.join(out, "segment_nt")) == uninterrupted
+    assert os.listdir(out) == ["segment_nt"]
+    assert not [p for p in listing(out) if os.path.basename(p).startswith(".")]
+
+
+class CrashingModel(FakeModel):
+    """Fails on its ``n``-th batch: a run that dies mid-predict (in process, fast)."""
+
+    def __init__(self, n, **kw):
+        super().__init__(**kw)
+        self.calls, self.n = 0, n
+
+    def predict_tokens(self, tokens):
+        self.calls += 1
+        if self.calls == self.n:
+            raise RuntimeError("device lost")
+        return super().predict_tokens(tokens)
+
+
+def crash_then(fasta, out, n=12, **kw):
+    with pytest.raises(RuntimeError, match="device lost"):
+        annotate(fasta, str(out), CrashingModel(n, window_length=96),
+                 AnnotateOptions(windows_per_chunk=3, batch_size=2, downstream=False))
+    finished = len(chunk_files(out))
+    assert finished >= 2 and os.listdir(out) == [".genoseg-work-segment_nt"]
+    t = annotate(fasta, str(out), CrashingModel(0, window_length=96),  # (the same model, not crashing)
+                 AnnotateOptions(windows_per_chunk=3, downstream=False, **{"batch_size": 2, **kw}))
+    return finished, next(s for s in t["steps"] if s["step"] == "predict")
+
+
+def test_failed_run_keeps_finished_chunks_and_rerun_reuses_them(tmp_path, fasta):
+    finished, st = crash_then(fasta, tmp_path / "out")
+    assert st["chunks_reused"] == finished and st["chunks_computed"] > 0
+    assert os.listdir(tmp_path / "out") == ["segment_nt"]
+
+
+def test_rerun_with_no_resume_recomputes(tmp_path, fasta):
+    _, st = crash_then(fasta, tmp_path / "out", resume=False)
+    assert st["chunks_reused"] == 0
+
+
+def test_rerun_with_other_settings_does_not_reuse_chunks(tmp_path, fasta):
+    _, st = crash_then(fasta, tmp_path / "out", batch_size=3)  # batch shape can change the bits
+    assert st["chunks_reused"] == 0
+    _, st = crash_then(fasta, tmp_path / "out2", reverse_complement=True)
+    assert st["chunks_reused"] == 0
+
+
+@pytest.mark.parametrize("when", ["start-up", "plan", "predict"])
+def test_ctrl_c_exits_130(tmp_path, sim_genome, when):
+    import signal
+    import time
+
+    out = str(tmp_path / "out")
+    proc = start_annotate(sim_genome, out)
+    if when == "start-up":
+        time.sleep(0.3)
+    elif when == "plan":
+        t0 = time.time()
+        while not os.path.isdir(os.path.join(out, ".genoseg-work-segment_nt")) and time.time() - t0 < 60:
+            time.sleep(0.005)
+    else:
+        wait_for_chunks(proc, out, 2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert not os.path.exists(out) or os.listdir(out) == [".genoseg-work-segment_nt"]
+    assert not [p for p in listing(tmp_path) if p.endswith(".partial")]
+
+
+def test_second_run_on_the_same_outdir_is_refused_while_one_runs(tmp_path, fasta):
+    import fcntl
+
+    work = tmp_path / "out" / ".genoseg-work-segment_nt"
+    work.mkdir(parents=True)
+    with open(work / "lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(GenosegError, match="another genoseg annotate"):
+            fake_run(fasta, tmp_path / "out")
+    fake_run(fasta, tmp_path / "out")  # once the lock is free, a run goes through
+
+
+def test_partial_files_of_a_killed_writer_are_removed_by_the_next(tmp_path, fasta):
+    """A kill during `genoseg tracks` (or report) leaves its temporary; the next run of
+    the same step removes it (it carries the dead writer's host and pid)."""
+    import socket
+    import subprocess
+
+    from genoseg.outputs import escape_name
+
+    fake_run(fasta, tmp_path / "out", downstream=False)
+    bdir = tmp_path / "out" / "segment_nt"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tag = f"{escape_name(socket.gethostname())}-{dead.pid}"
+    orphan = bdir / f".tracks.{tag}.k2j3h4.partial"
+    orphan.mkdir()
+    (orphan / "exon.bw").write_bytes(b"half")
+    alive = bdir / f".tracks.{escape_name(socket.gethostname())}-{os.getpid()}.zzz.partial"
+    alive.mkdir()  # a writer still running (this process): left alone
+    assert cli("tracks", "--predictions", bdir / "predictions", "--outdir", bdir / "tracks") == 0
+    assert not orphan.exists() and alive.exists()
+    assert (bdir / "tracks" / "exon.bw").exists()
+
+
 # ------------------------------------------------------------------ contig names
 # Ensembl-style numbers (``01`` must not collide with ``1``), a path-like name, and
 # names whose escaped form would exceed the 255-byte file-name limit.

@@ -3,21 +3,29 @@
 Each subcommand lives in ``genoseg.commands.<name>`` and provides
 ``register(subparsers)`` (adds its parser, with ``func`` set to its runner) so that this
 file only lists them. A :class:`~genoseg.errors.GenosegError` or ``ValueError`` from a
-runner is a user error: one line on stderr, exit status 2 (traceback with ``--debug``).
+runner is a user error: one line on stderr, exit status 2 (traceback with ``--debug``);
+so are file-system errors a user fixes (permissions, a file where a directory belongs, a
+full disk). SIGINT / SIGTERM end a command with status 130 / 143 (see
+:mod:`genoseg.signals`).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from typing import Optional, Sequence
 
-from . import __version__
+from . import __version__, signals
 from .errors import GenosegError
 
 log = logging.getLogger("genoseg")
+
+#: OSErrors that are the user's to fix (one line, exit status 2), not bugs.
+USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 
 # Order is the order shown in --help.
 COMMANDS = (
@@ -53,28 +61,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in run reports
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-        force=True,
-    )
-    # JAX logs its search for TPU/GPU backends at INFO; that is noise for users.
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    previous = signals.install()  # first: a Ctrl-C while the libraries load exits cleanly too
+    command = "genoseg"
     try:
-        return int(args.func(args) or 0)
-    except (GenosegError, ValueError, FileNotFoundError) as exc:
-        if args.debug:
-            raise
-        print(f"genoseg {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in run reports
+        command = f"genoseg {args.command}"
+        logging.basicConfig(
+            level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,
+            format="%(asctime)s %(levelname)s %(message)s",
+            datefmt="%H:%M:%S",
+            stream=sys.stderr,
+            force=True,
+        )
+        # JAX logs its search for TPU/GPU backends at INFO; that is noise for users.
+        logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+        signals.check()  # a signal during start-up (imports) stops here
+        try:
+            return int(args.func(args) or 0)
+        except (GenosegError, ValueError, FileNotFoundError) as exc:
+            if args.debug:
+                raise
+            print(f"{command}: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            # the user's file system: permissions, a file where a directory should be, a full disk
+            if args.debug or exc.errno not in USER_OS_ERRORS:
+                raise
+            print(f"{command}: error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+            return 2
+    except signals.Interrupted as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
-        print("genoseg: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signals.restore(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,8 @@ import gzip
 import logging
 import os
 import re
+import shutil
+import sys
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -104,17 +106,32 @@ def header_names(path: str) -> list[str]:
 
 
 class Fasta:
-    """An indexed FASTA (plain or bgzipped); builds the index when missing.
+    """An indexed FASTA (plain or bgzipped).
 
-    Raises :class:`GenosegError` (naming the file and, where it applies, the contig) for
-    a missing or empty file, gzip that is not BGZF, an unnamed contig and duplicate
-    contig names.
+    The index (``.fai``, plus ``.gzi`` for BGZF) is ``fai``/``gzi`` when given (never
+    rebuilt), else the one beside the FASTA when it is at least as new as the file, else
+    one in ``index_dir``; a missing or older index is built beside the FASTA when that
+    directory is writable, otherwise in ``index_dir`` (or a temporary directory removed
+    on :meth:`close`): a read-only reference directory is never written to. Whatever
+    its source, the index is checked against the file (:func:`verify_index`, a few bytes
+    read per record) and refused with the fix when they disagree.
+
+    ``contigs`` lists the records in file order with their lengths; with
+    ``check_duplicates`` (a pass over the headers) it also lists records that have a
+    header but no sequence, with length 0 (faidx leaves them out).
+
+    Raises :class:`GenosegError` (naming the file and, where it applies, the contig and
+    line) for a missing or empty file, gzip that is not BGZF, an unnamed contig,
+    duplicate contig names, a layout faidx cannot index, and an index that does not
+    describe the file.
     """
 
-    def __init__(self, path: str, check_duplicates: bool = True):
+    def __init__(self, path: str, check_duplicates: bool = True, fai: Optional[str] = None,
+                 gzi: Optional[str] = None, index_dir: Optional[str] = None):
         import pysam
 
         self.path = os.fspath(path)
+        self._tmpdir: Optional[str] = None
         if not os.path.isfile(self.path):
             raise GenosegError(f"FASTA not found: {self.path}")
         if os.path.getsize(self.path) == 0:
@@ -125,6 +142,7 @@ class Fasta:
                 f"decompress it (`gunzip {self.path}`, or `genoseg prepare --fasta {self.path} --out genome.fa`) "
                 f"or recompress it with bgzip (`gunzip -c {self.path} | bgzip > genome.fa.gz`)"
             )
+        names: Optional[list[str]] = None
         if check_duplicates:
             names = header_names(self.path)
             if not names:
@@ -137,22 +155,64 @@ class Fasta:
                     raise GenosegError(
                         f"{self.path}: duplicate contig name {n!r} (record {i + 1}); contig names must be unique")
                 seen.add(n)
-        fai = self.path + ".fai"
-        if not os.path.isfile(fai) or os.path.getmtime(fai) < os.path.getmtime(self.path):
-            log.info("indexing %s", self.path)
-            try:
-                pysam.faidx(self.path)
-            except Exception as exc:  # pysam raises SamtoolsError / OSError
-                raise GenosegError(f"{self.path}: cannot build the FASTA index: {str(exc).strip()}") from None
+        self.fai, self.gzi, origin = self._find_index(fai, gzi, index_dir)
         try:
-            self._fa = pysam.FastaFile(self.path)
+            self._fa = pysam.FastaFile(self.path, filepath_index=self.fai, filepath_index_compressed=self.gzi)
         except (OSError, ValueError) as exc:
-            raise GenosegError(f"{self.path}: cannot open as indexed FASTA: {exc}") from None
-        self.contigs = [Contig(n, int(n_)) for n, n_ in zip(self._fa.references, self._fa.lengths)]
-        if not self.contigs:
+            raise GenosegError(f"{self.path}: cannot open as indexed FASTA with the index {self.fai}: {exc}") from None
+        records = read_fai(self.fai)
+        try:
+            verify_index(self.path, self.fai, self.gzi, records, origin == "given")
+        except GenosegError:
+            self.close()
+            if origin == "built":  # faidx accepted a layout it reads wrongly (e.g. spaces)
+                for p in (self.fai, self.gzi):
+                    if p and os.path.isfile(p):
+                        os.remove(p)
+                check_layout(self.path)
+            raise
+        lengths = {r[0]: r[1] for r in records}
+        order = names if names is not None else list(lengths)
+        # records with a header but no sequence (faidx leaves them out) have length 0
+        self.contigs = [Contig(n, lengths.get(n, 0)) for n in order]
+        if not any(c.length for c in self.contigs):
             raise GenosegError(f"{self.path}: FASTA holds no sequences")
         self._lengths = {c.name: c.length for c in self.contigs}
 
+    def _find_index(self, fai, gzi, index_dir) -> tuple[str, Optional[str], str]:
+        """``(fai, gzi, origin)``, origin ``given``, ``found`` or ``built`` (now)."""
+        bgzf = _is_bgzf(self.path)
+        if fai is not None:
+            if not os.path.isfile(fai):
+                raise GenosegError(f"--fai {fai}: file not found")
+            if bgzf:
+                gzi = gzi or next((g for g in (self.path + ".gzi", fai[:-4] + ".gzi" if fai.endswith(".fai") else None)
+                                   if g and os.path.isfile(g)), None)
+                if gzi is None:
+                    raise GenosegError(f"{self.path} is bgzipped: give its .gzi index with --gzi too "
+                                       f"(`samtools faidx {self.path} --fai-idx {fai} --gzi-idx {fai[:-4]}.gzi`)")
+            return fai, gzi if bgzf else None, "given"
+        if gzi is not None:
+            raise GenosegError("--gzi needs --fai (the .gzi alone does not index the FASTA)")
+        base = os.path.basename(self.path)
+        places = [os.path.dirname(os.path.abspath(self.path))] + ([index_dir] if index_dir else [])
+        for d in places:
+            f = os.path.join(d, base + ".fai")
+            g = os.path.join(d, base + ".gzi") if bgzf else None
+            if _fresh(f, self.path) and (g is None or _fresh(g, self.path)):
+                return f, g, "found"
+        target = next((d for d in places if _writable(d)), None)
+        if target is None:
+            import tempfile
+
+            self._tmpdir = target = tempfile.mkdtemp(prefix="genoseg-fai-")
+        if target != places[0]:
+            log.warning("%s: cannot write its index beside it (read-only directory); building it in %s "
+                        "(pass --fai to use an index you keep)", self.path, target)
+        f = os.path.join(target, base + ".fai")
+        g = os.path.join(target, base + ".gzi") if bgzf else None
+        build_index(self.path, f, g)
+        return f, g, "built"
     def length(self, contig: str) -> int:
         return self._lengths[contig]
 
@@ -173,12 +233,245 @@ class Fasta:
 
     def close(self) -> None:
         self._fa.close()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+# ---------------------------------------------------------------------------- index
+FAI_FIX = "delete it (genoseg builds a new one) or rebuild it: `samtools faidx {0}`"
+
+
+def _fresh(index: str, fasta: str) -> bool:
+    return os.path.isfile(index) and os.path.getmtime(index) >= os.path.getmtime(fasta)
+
+
+def _writable(d: str) -> bool:
+    """Can a file be created in ``d``? (Tried: permission bits do not tell for root or
+    read-only mounts.)"""
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".genoseg-write-test-", dir=d)
+    except OSError:
+        return False
+    os.close(fd)
+    os.remove(tmp)
+    return True
+
+
+def build_index(path: str, fai: str, gzi: Optional[str] = None) -> None:
+    """Build ``fai`` (and ``gzi`` for BGZF) with htslib, written under temporary names
+    and renamed, so a killed run never leaves a truncated index. A file htslib cannot
+    index is diagnosed by :func:`check_layout` (file, contig, line and the fix)."""
+    import pysam
+
+    log.info("indexing %s -> %s", path, fai)
+    tmp_fai, tmp_gzi = f"{fai}.{os.getpid()}.partial", gzi and f"{gzi}.{os.getpid()}.partial"
+    verbosity = pysam.set_verbosity(0)  # htslib's own words would precede ours on stderr
+    try:
+        pysam.faidx(path, "--fai-idx", tmp_fai, *(["--gzi-idx", tmp_gzi] if gzi else []))
+        if not os.path.isfile(tmp_fai):
+            raise OSError("no index written")
+    except Exception as exc:  # pysam raises SamtoolsError / OSError
+        check_layout(path)  # raises the precise error when the layout is the cause
+        raise GenosegError(f"{path}: cannot build the FASTA index: {str(exc).strip()}") from None
+    finally:
+        pysam.set_verbosity(verbosity)
+        for t, final in ((tmp_gzi, gzi), (tmp_fai, fai)):
+            if t and os.path.isfile(t) and os.path.getsize(t) and sys.exc_info()[0] is None:
+                os.replace(t, final)
+            elif t and os.path.lexists(t):
+                os.remove(t)
+
+
+def read_fai(path: str) -> list[tuple[str, int, int, int, int]]:
+    """``(name, length, offset, line bases, line width)`` per record of a ``.fai``."""
+    out = []
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            f = line.rstrip(b"\r\n").split(b"\t")
+            try:
+                name = f[0].decode()
+                out.append((name, int(f[1]), int(f[2]), int(f[3]), int(f[4])))
+            except (IndexError, ValueError, UnicodeDecodeError):
+                raise GenosegError(f"{path}:{lineno}: not a FASTA index line (name, length, offset, "
+                                   "line bases, line width)") from None
+    return out
+
+
+class _Bytes:
+    """Random access to the (uncompressed) bytes of a plain or BGZF FASTA: ``read(offset,
+    n)``; BGZF blocks are found with the ``.gzi`` and inflated one at a time."""
+
+    def __init__(self, path: str, gzi: Optional[str]):
+        import mmap
+
+        self._fh = open(path, "rb")
+        self._mm = None
+        if gzi is None:
+            self.size = os.fstat(self._fh.fileno()).st_size
+            self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if self.size else b""
+            return
+        raw = np.fromfile(gzi, dtype="<u8")
+        if raw.size < 1 or raw.size != 1 + 2 * int(raw[0]):
+            raise GenosegError(f"{gzi}: not a BGZF .gzi index")
+        pairs = raw[1:].reshape(-1, 2)
+        self._coff = np.concatenate([[0], pairs[:, 0]]).astype(np.int64)
+        self._uoff = np.concatenate([[0], pairs[:, 1]]).astype(np.int64)
+        self._cache: dict[int, bytes] = {}
+        last = self._inflate(len(self._coff) - 1)
+        self.size = int(self._uoff[-1]) + len(last)
+
+    def _inflate(self, i: int) -> bytes:
+        import zlib
+
+        if i not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._fh.seek(int(self._coff[i]))
+            head = self._fh.read(18)
+            bsize = int.from_bytes(head[16:18], "little") + 1
+            body = self._fh.read(bsize - 18)
+            self._cache[i] = zlib.decompress(body[:-8], -15) if len(head) == 18 else b""
+        return self._cache[i]
+
+    def read(self, offset: int, n: int) -> bytes:
+        offset, end = max(0, offset), min(self.size, offset + n)
+        if end <= offset:
+            return b""
+        if self._mm is not None:
+            return bytes(self._mm[offset:end])
+        out = []
+        i = int(np.searchsorted(self._uoff, offset, side="right")) - 1
+        while offset < end:
+            block = self._inflate(i)
+            a = offset - int(self._uoff[i])
+            take = block[a:a + end - offset]
+            if not take:
+                break
+            out.append(take)
+            offset += len(take)
+            i += 1
+        return b"".join(out)
+
+    def close(self) -> None:
+        if self._mm:
+            self._mm.close()
+        self._fh.close()
+
+
+def verify_index(path: str, fai: str, gzi: Optional[str], records: list, given: bool = False) -> None:
+    """Check cheaply that ``fai`` describes ``path``: for each record, the header line
+    ending at its offset names it, its lines have the indexed width, and its last base
+    is followed by a line end and then only blank or header-only lines up to the next
+    indexed record (or the end of the file). A few bytes are read per record, so an
+    index left from another version of the file (a contig renamed, lengthened,
+    shortened, added) is caught without reading the sequence."""
+    fix = ("rebuild it (`samtools faidx {0} --fai-idx {1}`) or leave out --fai" if given else FAI_FIX).format(path, fai)
+    raw = _Bytes(path, gzi)
+    try:
+        starts = [_header_start(raw, r[2]) for r in records]
+        for k, (name, length, offset, lb, lw) in enumerate(records):
+            line = raw.read(starts[k], offset - starts[k]).rstrip(b"\r\n")
+            words = line[1:].split(None, 1) if line.startswith(b">") else []
+            if not words or words[0].decode("utf-8", "replace") != name:
+                got = line[:60].decode("utf-8", "replace") if line else "no header line"
+                raise GenosegError(f"{path}: its index {fai} does not match it: the index puts contig {name!r} "
+                                   f"at byte {offset}, the file has {got!r} there; {fix}")
+            nxt = starts[k + 1] if k + 1 < len(records) else raw.size
+            _check_record_end(raw, path, fai, name, length, offset, lb, lw, nxt, fix)
+    finally:
+        raw.close()
+
+
+def _header_start(raw: "_Bytes", offset: int) -> int:
+    """Start of the line that ends just before ``offset`` (a record's header)."""
+    look = 256
+    while True:
+        a = max(0, offset - look)
+        buf = raw.read(a, offset - a)
+        nl = buf.rfind(b"\n", 0, max(0, len(buf) - 1))
+        if nl >= 0:
+            return a + nl + 1
+        if a == 0:
+            return 0
+        look *= 4
+
+
+def _check_record_end(raw, path, fai, name, length, offset, lb, lw, nxt, fix) -> None:
+    if length == 0 or lb <= 0 or lw < lb:
+        raise GenosegError(f"{path}: its index {fai} has an impossible entry for {name!r}; {fix}")
+    eol = lw - lb  # 1 for \n, 2 for \r\n
+    if length > lb and raw.read(offset + lb, eol) != b"\r\n"[2 - eol:]:
+        raise GenosegError(f"{path}: its index {fai} does not match it: the lines of contig {name!r} are not "
+                           f"{lb} bases long as the index says; {fix}")
+    n = length - 1
+    last = offset + (n // lb) * lw + n % lb  # byte of the last base
+    gap = raw.read(last, min(nxt - last, 1 << 20)) if nxt > last else b""
+    ok = len(gap) >= 1 and gap[:1] not in (b"\n", b"\r", b">") and \
+        all(not ln.strip() or ln.startswith(b">") for ln in gap[1:].replace(b"\r", b"").split(b"\n")[1:]) and \
+        gap[1:2] in (b"\n", b"\r", b"")
+    if not ok or nxt - last > 1 << 20:
+        raise GenosegError(f"{path}: its index {fai} does not match it: contig {name!r} does not end after "
+                           f"{length:,} bases as the index says (the FASTA was changed after it was indexed); {fix}")
+
+
+def check_layout(path: str) -> None:
+    """Raise :class:`GenosegError` naming the file, line and contig of the first layout
+    faidx cannot index: carriage-return-only line ends, a blank line inside a record,
+    lines of a record that differ in length (only the last may be shorter), whitespace
+    inside sequence lines, sequence before the first header, a header without sequence at the end of the file. Streams
+    the file; returns when none is found. Used when indexing fails."""
+    fix_wrap = (f"rewrite it with one line length, e.g. `genoseg prepare --fasta {path} --out fixed.fa` "
+                "(or `seqkit seq -w 60`)")
+    with _open_text(path) as fh:
+        head = fh.read(1 << 16)
+    if b"\r" in head and b"\n" not in head:
+        raise GenosegError(f"{path}: lines end with carriage returns only (old Mac format), which faidx cannot "
+                           f"index; convert them, e.g. `genoseg prepare --fasta {path} --out fixed.fa` "
+                           "(or `tr '\\r' '\\n'`)")
+    name, header_line, lb, short, blank_at, nseq = None, 0, None, None, None, 0
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.rstrip(b"\n").rstrip(b"\r")
+            if line.startswith(b">"):
+                name, header_line, lb, short, blank_at, nseq = (
+                    (line[1:].split(None, 1) or [b""])[0].decode("utf-8", "replace"), lineno, None, None, None, 0)
+                continue
+            if not line:
+                blank_at = blank_at or lineno
+                continue
+            if name is None:
+                raise GenosegError(f"{path}: line {lineno}: sequence before the first '>' header line")
+            space = re.search(rb"\s", line)
+            if space:
+                raise GenosegError(f"{path}: contig {name!r} (header on line {header_line}), line {lineno}, column "
+                                   f"{space.start() + 1}: whitespace inside the sequence; remove it "
+                                   f"(e.g. `tr -d ' \\t'` on the sequence lines)")
+            if blank_at is not None and nseq:
+                raise GenosegError(f"{path}: contig {name!r} (header on line {header_line}): blank line {blank_at} "
+                                   f"inside the sequence, which faidx cannot index; remove blank lines "
+                                   f"(`genoseg prepare --fasta {path} --out fixed.fa`, or `sed '/^$/d'`)")
+            if lb is not None and (short is not None or len(line) > lb):
+                bad, n = short if short is not None else (lineno, len(line))
+                raise GenosegError(f"{path}: contig {name!r} (header on line {header_line}), line {bad}: {n} bases "
+                                   f"where the lines before it have {lb}; faidx needs every line of a record but "
+                                   f"the last to have the same length: {fix_wrap}")
+            if lb is None:
+                lb = len(line)
+            elif len(line) < lb:
+                short = (lineno, len(line))
+            nseq += 1
+    if name is not None and nseq == 0:
+        raise GenosegError(f"{path}: contig {name!r} (line {header_line}) has a header but no sequence at the end of "
+                           f"the file, which faidx cannot index; delete that header line (or add its sequence)")
 
 
 def scan_contig(fasta: Fasta, contig: str, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 import urllib.parse
 from typing import Iterator
@@ -57,21 +58,62 @@ def check_absent(path: str, overwrite: bool) -> None:
         raise GenosegError(f"{path} already exists; remove it or pass --overwrite")
 
 
+def _partial_tag() -> str:
+    """``<host>-<pid>``: who writes a temporary file, so that a later run can tell one
+    left by a killed process (same host, process gone) from one still being written."""
+    return f"{escape_name(socket.gethostname())}-{os.getpid()}"
+
+
+def remove_stale_partials(parent: str, base: str) -> int:
+    """Remove temporaries of ``parent/base`` left by killed processes of this host
+    (``.<base>.<host>-<pid>.*.partial`` whose process is gone); returns how many."""
+    prefix, host = f".{base}.", escape_name(socket.gethostname()) + "-"
+    removed = 0
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".partial")):
+            continue
+        tag = name[len(prefix):].split(".", 1)[0]
+        if not tag.startswith(host) or not tag[len(host):].isdigit() or _alive(int(tag[len(host):])):
+            continue
+        path = os.path.join(parent, name)
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(final: str, overwrite: bool = False, is_dir: bool = False) -> Iterator[str]:
     """Yield a temporary path next to ``final``; move it into place on success only.
 
-    On any exception the temporary file or directory is removed and ``final`` is left
-    as it was.
+    On any exception (and on SIGINT/SIGTERM, see :mod:`genoseg.signals`) the temporary
+    file or directory is removed and ``final`` is left as it was. Temporaries left by a
+    process that was killed outright (SIGKILL, a crash) carry its host and pid in their
+    name and are removed by the next writer of the same ``final``.
     """
     check_absent(final, overwrite)
     parent = os.path.dirname(os.path.abspath(final)) or "."
     os.makedirs(parent, exist_ok=True)
     base = os.path.basename(final)
+    remove_stale_partials(parent, base)
+    prefix = f".{base}.{_partial_tag()}."
     if is_dir:
-        tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".partial", dir=parent)
+        tmp = tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=parent)
     else:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".partial", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".partial", dir=parent)
         os.close(fd)
     # mkstemp/mkdtemp create private (0600/0700) paths; outputs get the usual umask modes.
     umask = os.umask(0)

@@ -40,6 +40,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from . import signals
 from .errors import GenosegError
 from .store import PredictionWriter, base_metadata, quantize
 from .windows import CHUNK_FORMAT, Geometry
@@ -167,6 +168,7 @@ def predict_chunk(model, fasta, chunk: dict, out_path: str, batch_size: int = 8,
             done = 0
             for batch_jobs, probs in _run_batches(model, fasta, chunk, jobs, batch_size, g,
                                                   reverse_complement, stats):
+                signals.check()  # a SIGTERM/SIGINT stops here, between batches (genoseg.signals)
                 t0 = time.perf_counter()
                 for (pi, start, n), p in zip(batch_jobs, probs):
                     while current < pi:

@@ -387,6 +387,7 @@ class _Run:
     genes: Any  # report_genes.GeneModels or None
     truth_genes: Any
     command: Optional[str]
+    location: str = ""  # the directory named in the header
 
     @property
     def pred_dir(self) -> str:
@@ -401,7 +402,7 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
                  evaluation=None, timings: Union[str, dict, list, None] = None,
                  regions: Optional[Iterable[Union[str, Region]]] = None, *, overwrite: bool = False,
                  region_width: int = 20_000, gene_evaluation=None, truth_genes: Optional[str] = None,
-                 command: Optional[str] = None) -> str:
+                 command: Optional[str] = None, location: Optional[str] = None) -> str:
     """Write the HTML report of ``backbone_dir`` (``OUTDIR/<backbone>``) to ``out_path``.
 
     Args:
@@ -423,11 +424,14 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
             :func:`genoseg.evaluate.compare_gene_models`).
         truth_genes: reference gene models GFF3, drawn under the decoded genes.
         command: the command line of the run (default: ``timings["command"]``).
+        location: directory named in the report's header (default ``backbone_dir``;
+            ``annotate`` writes into a staging directory and names the final one).
 
     Returns:
         ``out_path``.
     """
     run = _load_run(backbone_dir, plan, evaluation, timings, gene_evaluation, truth_genes, command)
+    run.location = location or backbone_dir
     regions = [parse_region(r) if isinstance(r, str) else tuple(r) for r in (regions or [])]
     from .outputs import check_absent
 
@@ -493,7 +497,7 @@ def _load_run(backbone_dir, plan, evaluation, timings, gene_evaluation, truth_ge
 # ------------------------------------------------------------------------- sections
 def _title(run: _Run) -> str:
     return (f"<h1>genoseg report — {esc(run.backbone)}</h1>"
-            f'<p class="sub">{esc(os.path.abspath(run.backbone_dir))} · generated '
+            f'<p class="sub">{esc(os.path.abspath(run.location or run.backbone_dir))} · generated '
             f'{esc(datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))}</p>')
 
 

@@ -34,6 +34,7 @@ so the merged value of a base does not depend on the chunking.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -314,11 +315,12 @@ def plan_id(plan: dict) -> str:
 
 
 # ------------------------------------------------------------------------------ plan
-def make_plan(fasta_path: str, g: Geometry, outdir: Optional[str], windows_per_chunk: int = 64,
+def make_plan(fasta_path, g: Geometry, outdir: Optional[str], windows_per_chunk: int = 64,
               contigs: Optional[list[str]] = None, contig_regex: Optional[str] = None,
               min_contig_length: int = 1, overwrite: bool = False, model_dir: Optional[str] = None,
               max_listed_skips: int = 1000) -> tuple[dict, list[dict]]:
-    """Validate the FASTA, lay out windows and cut chunks.
+    """Validate the FASTA (a path or an open :class:`genoseg.fasta.Fasta`), lay out
+    windows and cut chunks.
 
     Writes ``outdir/plan.json`` and ``outdir/chunks/chunk_NNNNN.json`` (atomically;
     refuses to replace them unless ``overwrite``) when ``outdir`` is given. Returns
@@ -331,7 +333,9 @@ def make_plan(fasta_path: str, g: Geometry, outdir: Optional[str], windows_per_c
     if outdir is not None:
         check_absent(os.path.join(outdir, "plan.json"), overwrite)
         check_absent(os.path.join(outdir, "chunks"), overwrite)
-    with Fasta(fasta_path) as fa:
+    # a path, or an open Fasta whose index the caller chose (--fai, read-only directories)
+    with contextlib.nullcontext(fasta_path) if isinstance(fasta_path, Fasta) else Fasta(fasta_path) as fa:
+        fasta_path = fa.path
         used, skipped = select_contigs(fa.contigs, contigs, contig_regex, min_contig_length, fa.path)
         if not used:
             raise GenosegError(f"{fa.path}: no contigs selected ({len(skipped)} left out; see --contigs, "

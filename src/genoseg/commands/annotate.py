@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 
-from .plan import add_plan_options, contig_list
+from .plan import add_index_options, add_plan_options, contig_list
 
 
 def register(sub) -> None:
     p = sub.add_parser("annotate", help="run every step on a genome in one process", description=__doc__)
     p.add_argument("--fasta", required=True, help="genome FASTA (plain or bgzipped)")
+    add_index_options(p)
     p.add_argument("--model", default=None, help="model directory (default: the bundled demo model)")
     p.add_argument("--outdir", required=True, help="output directory")
     add_plan_options(p)
@@ -27,15 +28,18 @@ def register(sub) -> None:
     p.add_argument("--truth-genes", default=None,
                    help="reference gene models GFF3 (e.g. truth_genes.gff3 of genoseg simulate): score the gene "
                         "models (OUTDIR/<backbone>/evaluation_genes.tsv, shown in the report)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs (all of them, when the run succeeds); starts clean")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="discard the finished chunks of an interrupted run instead of reusing them")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..annotate import annotate
-
     import dataclasses
     import shlex
+
+    from ..annotate import annotate
 
     options = dataclasses.replace(options_from_args(args), command_line=shlex.join(["genoseg", *args.argv]))
     annotate(args.fasta, args.outdir, args.model, options)

@@ -10,6 +10,14 @@ from __future__ import annotations
 import argparse
 
 
+def add_index_options(p) -> None:
+    """``--fai``/``--gzi``: a FASTA index kept elsewhere (read-only reference directories)."""
+    p.add_argument("--fai", default=None,
+                   help="the FASTA's .fai index, when it is not beside the FASTA (default: FASTA.fai; built when "
+                        "missing, beside the FASTA or, in a read-only directory, in the output's work area)")
+    p.add_argument("--gzi", default=None, help="the .gzi index of a bgzipped FASTA given with --fai")
+
+
 def add_plan_options(p, with_model: bool = True) -> None:
     g = p.add_argument_group("layout")
     if with_model:
@@ -28,6 +36,7 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="lay out windows over a genome and cut them into chunks", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fasta", required=True, help="genome FASTA (plain or bgzipped; .fai built if missing)")
+    add_index_options(p)
     p.add_argument("--outdir", required=True, help="plan directory (plan.json, chunks/)")
     p.add_argument("--model", default=None, help="model directory (only its config files are read)")
     add_plan_options(p)
@@ -40,9 +49,11 @@ def contig_list(value):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..fasta import Fasta
     from ..windows import geometry_for, make_plan
 
     g = geometry_for(args.backbone, args.model, args.window_length, args.overlap)
-    make_plan(args.fasta, g, args.outdir, args.windows_per_chunk, contig_list(args.contigs),
-              args.contig_regex, args.min_contig_length, args.overwrite, args.model)
+    with Fasta(args.fasta, fai=args.fai, gzi=args.gzi) as fa:
+        make_plan(fa, g, args.outdir, args.windows_per_chunk, contig_list(args.contigs),
+                  args.contig_regex, args.min_contig_length, args.overwrite, args.model)
     return 0

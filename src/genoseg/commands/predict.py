@@ -10,6 +10,8 @@ import argparse
 import logging
 import sys
 
+from .plan import add_index_options
+
 log = logging.getLogger(__name__)
 
 EXIT_DEVICE_OOM = 75
@@ -18,6 +20,7 @@ EXIT_DEVICE_OOM = 75
 def register(sub) -> None:
     p = sub.add_parser("predict", help="predict one chunk of a plan", description=__doc__)
     p.add_argument("--fasta", required=True, help="the FASTA the plan was made from")
+    add_index_options(p)
     p.add_argument("--model", required=True, help="model directory (published jax_model/ layout)")
     p.add_argument("--chunk", required=True, help="chunk file (PLAN/chunks/chunk_NNNNN.json)")
     p.add_argument("--out", required=True, help="output Parquet file")
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     chunk = read_chunk(args.chunk)
     model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)
     try:
-        with Fasta(args.fasta, check_duplicates=False) as fa:
+        with Fasta(args.fasta, check_duplicates=False, fai=args.fai, gzi=args.gzi) as fa:
             predict_chunk(model, fa, chunk, args.out, batch_size=args.batch_size,
                           reverse_complement=args.reverse_complement, overwrite=args.overwrite)
     except Exception as exc:  # noqa: BLE001 - only device OOM is translated
