@@ -82,7 +82,7 @@ def genes_section(genes: Optional[GeneModels], evaluation) -> str:
     if genes.summary:
         s = genes.summary
         H.append(f'<p class="note">Decoded {s.get("region_bases", 0):,} of {s.get("bases", 0):,} predicted bases '
-                 f'in {s.get("regions", 0):,} gene-bearing regions, {s.get("seconds", 0):,.1f} s.</p>')
+                 f'in {s.get("regions", 0):,} gene-bearing regions.</p>')
     if len(ex):
         per_gene = ex.groupby("gene")["transcript"].nunique().value_counts().sort_index()
         per_tx = ex.groupby("transcript").size()

@@ -10,7 +10,8 @@ and writes, in genome order whatever the thread count, into ``outdir``:
   transcript and exon);
 - ``proteins.faa``: CDS translations (no stop codon), one record per coding transcript;
 - ``transcripts.bed``: BED12 of the transcripts (thick part = CDS);
-- ``summary.json``: parameters, counts, bases decoded, seconds.
+- ``summary.json``: parameters, counts per contig and in all, bases decoded (nothing
+  that depends on where or how fast it ran: reruns give the same file).
 
 The directory appears only when complete (written beside it, then renamed).
 """
@@ -98,7 +99,8 @@ def predict_genes(dataset_dir: str, fasta: str, outdir: str, params: Optional[De
                   contigs: Optional[Sequence[str]] = None, contig_regex: Optional[str] = None,
                   threads: int = 1, overwrite: bool = False, batch_rows: int = 1_000_000) -> dict:
     """Decode gene models from ``dataset_dir`` (``OUTDIR/<backbone>/predictions``) and the
-    genome ``fasta`` into ``outdir`` (see the module docstring). Returns the summary.
+    genome ``fasta`` into ``outdir`` (see the module docstring). Returns the summary
+    (plus ``seconds`` and ``bases_per_second``).
 
     Everything a user can get wrong (missing dataset, model without exon/intron
     probabilities, contigs missing from the FASTA, existing ``outdir``) is reported
@@ -126,9 +128,8 @@ def predict_genes(dataset_dir: str, fasta: str, outdir: str, params: Optional[De
                            f"predictions; pass the FASTA the predictions were made from")
     viterbi.kernel(decoder.edges, decoder.cls)  # compiled (or numba missing: clear error) before any reading
     backbone = meta.get("backbone") or "model"
-    summary = {"backbone": backbone, "dataset": os.path.abspath(dataset_dir), "fasta": os.path.abspath(fasta),
-               "params": dataclasses.asdict(decoder.params), "lncrna_states": decoder.lncrna,
-               "threads": threads, "contigs": {}}
+    summary = {"backbone": backbone, "params": dataclasses.asdict(decoder.params), "lncrna_states": decoder.lncrna,
+               "contigs": {}}
     with atomic_path(outdir, overwrite=overwrite, is_dir=True) as tmp, fa:
         sink = _Sink(tmp, f"genoseg:{backbone}")
         pool = ThreadPoolExecutor(threads) if threads > 1 else None
@@ -145,10 +146,10 @@ def predict_genes(dataset_dir: str, fasta: str, outdir: str, params: Optional[De
         for key in ("bases", "regions", "region_bases", "coding", "lncRNA", "forced_cuts"):
             summary[key] = int(sum(v[key] for v in per))
         summary["genes"] = sink.n
-        summary["seconds"] = round(time.perf_counter() - t0, 3)
-        summary["bases_per_second"] = round(summary["bases"] / max(summary["seconds"], 1e-9), 1)
         with open(os.path.join(tmp, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=1)
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        summary["bases_per_second"] = round(summary["bases"] / max(summary["seconds"], 1e-9), 1)
     log.info("genes: %d genes (%d coding, %d lncRNA) on %d contigs; %d regions, %d of %d bases decoded, "
              "%.1f s (%.0f bases/s)", summary["genes"], summary["coding"], summary["lncRNA"], len(chosen),
              summary["regions"], summary["region_bases"], summary["bases"], summary["seconds"],

@@ -215,18 +215,28 @@ _JIT: dict = {}
 def _jit(name: str):
     """The numba-compiled helper ``name`` (compiled on first use, cached on disk)."""
     if name not in _JIT:
-        numba = _numba()
         if not _JIT:  # the helpers the others call, compiled first
             global _is_stop, _sense_flags, _base
-            _is_stop = numba.njit(cache=True)(_is_stop)
-            _sense_flags = numba.njit(cache=True)(_sense_flags)
-            _base = numba.njit(cache=True)(_base)
+            _is_stop, _sense_flags, _base = (_compile(f) for f in (_is_stop, _sense_flags, _base))
         fn = {"flags": _flags_py, "emissions": _emissions_py, "traceback": _traceback_py}[name]
-        _JIT[name] = numba.njit(nogil=True, cache=True)(fn)
+        _JIT[name] = _compile(fn, nogil=True)
     return _JIT[name]
 
 
+def _compile(fn, **options):
+    """``numba.njit`` with the on-disk cache where numba can write one (not, e.g., for a
+    user who can write neither the package nor any cache directory: compiled each run)."""
+    numba = _numba()
+    try:
+        return numba.njit(cache=True, **options)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(**options)(fn)
+
+
 def _numba():
+    import os
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(_cache_dir(), "numba"))  # read when numba loads
     try:
         import numba
     except ImportError:  # pragma: no cover - numba is a declared dependency
@@ -352,7 +362,7 @@ def kernel(edge_arrays=None, cls=None):
     """Compiled kernels ``(viterbi, traceback)`` for an edge set (numba, ``nogil``, so
     regions decode in parallel threads). Without arguments: numba's presence is checked
     (a clear error when it is missing)."""
-    numba = _numba()
+    _numba()
     if edge_arrays is None:
         return None
     import hashlib
@@ -374,7 +384,7 @@ def kernel(edge_arrays=None, cls=None):
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # numba's cache re-imports the module by name
         spec.loader.exec_module(module)
-        _KERNELS[key] = (numba.njit(nogil=True, cache=True)(module.viterbi), _jit("traceback"))
+        _KERNELS[key] = (_compile(module.viterbi, nogil=True), _jit("traceback"))
     return _KERNELS[key]
 
 
