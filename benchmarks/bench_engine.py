@@ -9,10 +9,19 @@ synthetic genome: bases/s per step (median of ``--repeats`` runs), against a bas
 in the same run: the bare model forward over the same windows (batched
 ``predict_tokens``, no FASTA reading, merging or writing).
 
+``stages``: every CPU stage in its own child process (bases/s and the child's peak
+RSS), for two datasets at each ``--sizes`` length: ``noise`` (one contig of the fake
+fast model's output: plan -> predict (host side: read, tokenise, merge, write; the
+model is a fake) -> collect -> call -> tracks -> report -> read back) and
+``realistic`` (the bundled demo model's output on the simulated demo genome, tiled to
+the length: collect -> call -> tracks -> report -> read back). ``--quick`` for tests.
+The machine is shared: run with ``--repeats`` and read medians.
+
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_engine.py memory [--length 50000000] [--json]
     PYTHONPATH=src python benchmarks/bench_engine.py throughput [--length 200000] [--json]
+    PYTHONPATH=src python benchmarks/bench_engine.py stages [--sizes 10,50,100] [--datasets noise,realistic]
 """
 
 from __future__ import annotations
@@ -39,7 +48,13 @@ from genoseg.predict import predict_chunk  # noqa: E402
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak RSS of this process (VmHWM: unlike ru_maxrss, it does not start from the
+    parent's RSS after fork + exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:")) / 1024.0
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def synth_fasta(path: str, length: int, seed: int = 0, gaps: int = 5) -> None:
@@ -160,9 +175,138 @@ def cmd_throughput(a) -> dict:
     return med
 
 
+# ------------------------------------------------------------------------- stages
+def _stage_child(stage: str, work: str, length: int, threads: int) -> dict:
+    """One stage, run in this (child) process; returns seconds and details."""
+    from genoseg import calls, report, tracks
+
+    ds = os.path.join(work, "out", "segment_nt", "predictions")
+    bdir = os.path.dirname(ds)
+    t0 = time.perf_counter()
+    extra = {}
+    if stage == "plan":
+        from fakes import FakeModel
+
+        g = windows.geometry_from_model(FakeModel(window_length=6144, length_multiple=24), None)
+        windows.make_plan(os.path.join(work, "synth.fa"), g, os.path.join(work, "plan"), 1024, overwrite=True)
+    elif stage == "predict":
+        from fakes import FakeModel
+
+        model = FakeModel(window_length=6144, length_multiple=24)
+        plan = json.load(open(os.path.join(work, "plan", "plan.json")))
+        chunk_dir = os.path.join(work, "plan", "chunks")
+        stats = []
+        with Fasta(os.path.join(work, "synth.fa"), check_duplicates=False) as fa:
+            for name in sorted(os.listdir(chunk_dir)):
+                if name.endswith(".json"):
+                    ch = json.load(open(os.path.join(chunk_dir, name)))
+                    stats.append(predict_chunk(model, fa, ch, os.path.join(work, name[:-5] + ".parquet"),
+                                               batch_size=8, overwrite=True))
+        extra = {k: round(sum(float(st.get(k, 0.0)) for st in stats), 3)
+                 for k in stats[0] if k.endswith("_s")} if stats else {}
+        extra["chunks"] = plan["n_chunks"]
+    elif stage == "collect":
+        plan = json.load(open(os.path.join(work, "plan", "plan.json")))
+        files = sorted(os.path.join(work, f) for f in os.listdir(work) if f.endswith(".parquet"))
+        store.write_dataset(ds, plan, files, overwrite=True)
+        extra["bytes_per_base"] = round(dir_bytes(ds) / length, 3)
+    elif stage == "call":
+        calls.call_dataset(ds, os.path.join(bdir, "calls"), overwrite=True, threads=threads)
+    elif stage == "tracks":
+        tracks.write_tracks(ds, os.path.join(bdir, "tracks"), overwrite=True, threads=threads)
+    elif stage == "report":
+        report.write_report(bdir, os.path.join(bdir, "report.html"), overwrite=True)
+    elif stage == "read":
+        rows = 0
+        for c in store.list_contigs(ds):
+            for pos, codes in store.iter_codes(ds, c):
+                rows += pos.size
+        extra["rows"] = rows
+    return {"stage": stage, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(), **extra}
+
+
+def run_stage(stage: str, work: str, length: int, threads: int = 1) -> dict:
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"), GENOSEG_THREADS=str(threads))
+    res = subprocess.run([sys.executable, os.path.abspath(__file__), "_stage", stage, "--workdir", work,
+                          "--length", str(length), "--threads", str(threads)],
+                         capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"stage {stage} failed:\n{res.stderr[-3000:]}")
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out["bases_per_s"] = length / out["seconds"]
+    return out
+
+
+def tiled_realistic(work: str, length: int) -> None:
+    """The demo model's predictions on the simulated demo genome (seed 7), tiled into one
+    contig ``chrT`` of ``length`` bases, as one chunk file + plan (collect's input)."""
+    from genoseg.annotate import AnnotateOptions, annotate
+    from genoseg.cli import main as cli
+
+    demo = os.path.join(tempfile.gettempdir(), "genoseg_bench_demo")
+    ds = os.path.join(demo, "out", "segment_nt", "predictions")
+    if not os.path.isdir(ds):
+        cli(["-q", "simulate", "--seed", "7", "--out", os.path.join(demo, "genome")])
+        annotate(os.path.join(demo, "genome", "genome.fa"), os.path.join(demo, "out"), None,
+                 AnnotateOptions(downstream=False, overwrite=True))
+    feats = store.read_metadata(ds)["features"]
+    codes = np.concatenate([c for ctg in store.list_contigs(ds) for _, c in store.iter_codes(ds, ctg)])
+    plan = {"plan_id": f"tiled-{length}", "n_chunks": 1, "contigs": [{"name": "chrT", "length": length}]}
+    os.makedirs(os.path.join(work, "plan"), exist_ok=True)
+    with open(os.path.join(work, "plan", "plan.json"), "w") as fh:
+        json.dump(plan, fh)
+    meta = store.base_metadata(feats, "segment_nt", plan_id=plan["plan_id"], chunk=0)
+    with store.PredictionWriter(os.path.join(work, "c00000.parquet"), feats, meta) as w:
+        for a in range(0, length, codes.shape[0]):
+            n = min(codes.shape[0], length - a)
+            w.write(np.arange(a, a + n, dtype=np.int64), codes[:n], chrom="chrT")
+
+
+def cmd_stages(a) -> list[dict]:
+    rows = []
+    for size in [int(float(x) * 1_000_000) for x in a.sizes.split(",")]:
+        for dataset in a.datasets.split(","):
+            for rep in range(a.repeats):
+                work = tempfile.mkdtemp(prefix=f"bench_{dataset}_", dir=a.workdir)
+                if dataset == "noise":
+                    synth_fasta(os.path.join(work, "synth.fa"), size)
+                    stages = ["plan", "predict", "collect", "call", "tracks", "report", "read"]
+                else:
+                    tiled_realistic(work, size)
+                    stages = ["collect", "call", "tracks", "report", "read"]
+                for st in stages:
+                    if st in a.skip.split(","):
+                        continue
+                    r = run_stage(st, work, size, a.threads)
+                    r.update(dataset=dataset, mb=size / 1e6, repeat=rep)
+                    rows.append(r)
+                    print(f"{dataset:10s} {size / 1e6:6.1f} Mb  {st:8s} {r['bases_per_s'] / 1e6:8.2f} Mb/s  "
+                          f"{r['peak_rss_mb']:7.0f} MB  ({r['seconds']:.1f} s)", file=sys.stderr, flush=True)
+                import shutil
+
+                shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "_stage":
+        q = argparse.ArgumentParser()
+        q.add_argument("stage")
+        q.add_argument("--workdir")
+        q.add_argument("--length", type=int)
+        q.add_argument("--threads", type=int, default=1)
+        b = q.parse_args(sys.argv[2:])
+        print(json.dumps(_stage_child(b.stage, b.workdir, b.length, b.threads)))
+        return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["memory", "throughput"])
+    p.add_argument("mode", choices=["memory", "throughput", "stages"])
+    p.add_argument("--sizes", default="10,50,100", help="stages: lengths in Mb")
+    p.add_argument("--datasets", default="noise,realistic", help="stages: noise, realistic")
+    p.add_argument("--skip", default="", help="stages: comma-separated stages to leave out")
+    p.add_argument("--threads", type=int, default=1, help="stages: --threads of call and tracks")
+    p.add_argument("--quick", action="store_true", help="stages: 1 Mb, one repeat (for tests)")
     p.add_argument("--length", type=int, default=None)
     p.add_argument("--window-length", type=int, default=None)
     p.add_argument("--windows-per-chunk", type=int, default=None)
@@ -171,6 +315,13 @@ def main() -> int:
     p.add_argument("--workdir", default=None)
     p.add_argument("--json", action="store_true", help="print one JSON line at the end")
     a = p.parse_args()
+    if a.mode == "stages":
+        if a.quick:
+            a.sizes, a.repeats = "1", 1
+        res = cmd_stages(a)
+        if a.json:
+            print(json.dumps(res))
+        return 0
     if a.mode == "memory":
         a.length = a.length or 50_000_000
         a.window_length = a.window_length or 6144

@@ -5,6 +5,7 @@ file / contig / line / parameter and the fix, and what is (not) left on disk."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
@@ -697,3 +698,69 @@ def test_fragmented_assembly_bounded_files_and_bytes_per_base(tmp_path, monkeypa
     store._reader.last = None
     seen = [c for c, pos, _ in store.iter_dataset(ds_f, features=["exon"], batch_rows=100_000)]
     assert list(dict.fromkeys(seen)) == meta_f["contigs"] and len(decoded) == row_groups
+# ------------------------------------------------------------- call, tracks, report
+def small_predictions(outdir, contigs={"chr1": 400, "chr2": 300}):
+    """A predictions dataset (the store's writer) with ``contigs`` name -> length, every base."""
+    from genoseg import store
+
+    rng = np.random.default_rng(3)
+    ddir = store.dataset_dir(str(outdir), "segment_nt")
+    # quiet: the root log handler may still hold a previous test's closed capture stream
+    lg = logging.getLogger("genoseg")
+    level, lg.level = lg.level, logging.WARNING
+    try:
+        store.write_arrays(ddir, ["exon", "splice_donor"], "segment_nt",
+                           {name: (np.arange(n, dtype=np.int64), rng.integers(0, 256, (n, 2), dtype=np.uint8))
+                            for name, n in contigs.items()})
+    finally:
+        lg.setLevel(level)
+    return ddir
+
+
+def test_call_fai_shorter_than_predictions_is_refused(tmp_path, capsys):
+    ddir = small_predictions(tmp_path / "out")
+    fai = tmp_path / "g.fa.fai"
+    fai.write_text("chr1\t400\t6\t60\t61\nchr2\t250\t420\t60\t61\n")
+    assert cli("call", "--predictions", ddir, "--outdir", tmp_path / "calls", "--fai", fai) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "'chr2'" in line and "300" in line and "250" in line and str(fai) in line
+    assert not (tmp_path / "calls").exists() and not [p for p in os.listdir(tmp_path) if "partial" in p]
+    fai.write_text("chr1\t400\t6\t60\t61\nchr2\t300\t420\t60\t61\n")
+    assert cli("call", "--predictions", ddir, "--outdir", tmp_path / "calls", "--fai", fai) == 0
+    gff = (tmp_path / "calls" / "calls.gff3").read_text()
+    assert "##sequence-region chr2 1 300\n" in gff
+
+
+def test_call_fai_missing_a_contig_of_the_predictions_is_refused(tmp_path, capsys):
+    ddir = small_predictions(tmp_path / "out")
+    fai = tmp_path / "g.fa.fai"
+    fai.write_text("chr1\t400\t6\t60\t61\n")
+    assert cli("call", "--predictions", ddir, "--outdir", tmp_path / "calls", "--fai", fai) == 2
+    assert "'chr2'" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "calls").exists()
+
+
+def test_report_region_width_zero_is_refused(tmp_path, capsys):
+    ddir = small_predictions(tmp_path / "out")
+    bdir = os.path.dirname(ddir)
+    assert cli("call", "--predictions", ddir, "--outdir", os.path.join(bdir, "calls")) == 0
+    capsys.readouterr()
+    assert cli("report", "--outdir", bdir, "--out", tmp_path / "r.html", "--region-width", 0) == 2
+    assert "--region-width" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("cmd, flag", [("call", "--threads"), ("tracks", "--threads"), ("tracks", "--workers")])
+def test_threads_zero_is_refused(tmp_path, capsys, cmd, flag):
+    ddir = small_predictions(tmp_path / "out")
+    assert cli(cmd, "--predictions", ddir, "--outdir", tmp_path / "o", flag, 0) == 2
+    assert flag in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_annotate_threads_zero_is_refused_before_work(tmp_path, fasta, capsys):
+    assert cli("annotate", "--fasta", fasta, "--outdir", tmp_path / "out", "--threads", 0) == 2
+    assert "--threads" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(GenosegError, match="--threads"):
+        AnnotateOptions(threads=0)

@@ -15,6 +15,7 @@ import pytest
 from genoseg import calls, store, tracks
 from genoseg.calls import CallParams, call_array
 from genoseg.cli import main
+from genoseg.features import PUBLISHED_FEATURES
 
 FEATURES = ["exon", "splice_donor", "5UTR", "CTCF-bound"]
 
@@ -282,3 +283,148 @@ def test_parse_region():
     assert parse_region("chrUn:KI27:1,001-2,000") == ("chrUn:KI27", 1000, 2000)
     with pytest.raises(Exception):
         parse_region("chr1:10-5")
+
+
+# ------------------------------------------------------------- streaming engine
+def reference_calls(pos, q, prm):
+    """Plain per-base loops over one contig: the definition in genoseg.calls' docstring."""
+    lo, hi = calls.code_cutoff(prm.low), calls.code_cutoff(prm.high)
+    raw, i, n = [], 0, len(pos)
+    while i < n:
+        if q[i] < lo:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and q[j + 1] >= lo and pos[j + 1] == pos[j] + 1:
+            j += 1
+        if max(q[i:j + 1]) >= hi:
+            raw.append([int(pos[i]), int(pos[j]) + 1, int(q[i:j + 1].sum()), j - i + 1, int(max(q[i:j + 1])), i, j])
+        i = j + 1
+    merged = []
+    for r in raw:
+        if merged:
+            m = merged[-1]
+            contiguous = pos[r[5]] - pos[m[6]] == r[5] - m[6]  # no missing base between
+            if r[0] - m[1] <= prm.merge_gap and contiguous:
+                m[1], m[2], m[3], m[4], m[6] = r[1], m[2] + r[2], m[3] + r[3], max(m[4], r[4]), r[6]
+                continue
+        merged.append(list(r))
+    return [tuple(m[:5]) for m in merged if m[1] - m[0] >= prm.min_length]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_segment_stream_matches_reference_any_framing(seed):
+    """Several features and contigs with holes, fed in random frame sizes that cut
+    contigs anywhere: same segments as the per-base reference."""
+    rng = np.random.default_rng(seed)
+    prms = [CallParams(0.5, 0.3, 1, 0), CallParams(0.6, 0.2, 5, 7), CallParams(0.5, 0.5, 1, 0),
+            CallParams(0.4, 0.1, 30, 40), CallParams(0.0, 0.0, 1, 3)]
+    contigs = []
+    for c in range(4):
+        n = int(rng.integers(1, 400))
+        pos = np.sort(rng.choice(np.arange(n + 40), n, replace=False)).astype(np.int64)
+        smooth = rng.random((len(prms), n)).cumsum(axis=1) % 1.0 if c % 2 else rng.random((len(prms), n))
+        contigs.append((pos, np.rint(smooth * 255).astype(np.uint8)))
+    cid = np.concatenate([np.full(p.size, c, np.int32) for c, (p, _) in enumerate(contigs)])
+    pos = np.concatenate([p for p, _ in contigs])
+    codes = np.concatenate([q for _, q in contigs], axis=1)
+    stream = calls.SegmentStream(prms)
+    out, i = [], 0
+    while i < len(pos):
+        k = int(rng.integers(1, 60))
+        out.append(stream.feed(pos[i:i + k], codes[:, i:i + k], cid[i:i + k]))
+        i += k
+    got = calls._seg_cat(out + [stream.finish()])
+    for f, prm in enumerate(prms):
+        mine = sorted((int(c), int(s), int(e), int(v), int(n), int(m)) for c, s, e, v, n, m in zip(
+            *(got[k][got["f"] == f] for k in ("cid", "start", "end", "vsum", "n", "vmax"))))
+        ref = sorted((c,) + r for c, (p, qs) in enumerate(contigs) for r in reference_calls(p, qs[f], prm))
+        assert mine == ref, (f, prm)
+
+
+def file_bytes(d):
+    return {n: (d / n).read_bytes() for n in sorted(os.listdir(d))}
+
+
+def test_threads_give_byte_identical_calls_and_tracks(tmp_path, monkeypatch):
+    contigs = {f"chr{i}": synthetic(300 + 50 * i, seed=20 + i) for i in range(5)}
+    ddir = write_dataset(tmp_path / "out", contigs)
+    from genoseg import parallel
+
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PROCESS", 1)  # several processes even for tiny data
+    one = calls.call_dataset(ddir, str(tmp_path / "c1"), threads=1, batch_rows=97)
+    three = calls.call_dataset(ddir, str(tmp_path / "c3"), threads=3)
+    assert one["features"] == three["features"] and one["contigs"] == three["contigs"]
+    a, b = file_bytes(tmp_path / "c1"), file_bytes(tmp_path / "c3")
+    assert a.keys() == b.keys() and {k for k in a if a[k] != b[k]} == {"summary.json"}
+    tracks.write_tracks(ddir, str(tmp_path / "t1"), threads=1)
+    tracks.write_tracks(ddir, str(tmp_path / "t2"), threads=2)
+    assert file_bytes(tmp_path / "t1") == file_bytes(tmp_path / "t2")
+    # the CLI takes --threads (and the deprecated --workers) and refuses 0
+    assert main(["call", "--predictions", ddir, "--outdir", str(tmp_path / "c2"), "--threads", "2"]) == 0
+    assert file_bytes(tmp_path / "c2")["calls.gff3"] == a["calls.gff3"]
+    assert main(["tracks", "--predictions", ddir, "--outdir", str(tmp_path / "t3"), "--workers", "2"]) == 0
+
+
+def test_contigs_named_like_bed_comments_are_read_back(tmp_path):
+    """BED tools skip lines starting with '#', 'track' or 'browser'; genoseg's readers
+    must not (a contig track_7 used to score recall 0 against identical truth)."""
+    from genoseg.evaluate import evaluate_calls
+
+    names = ["#1", "track_7", "browser_2", "chr1"]
+    ddir = write_dataset(tmp_path / "out", {n: synthetic(300, seed=30 + i) for i, n in enumerate(names)})
+    calls.call_dataset(ddir, str(tmp_path / "calls"))
+    chroms, s, e, _ = calls.read_bed(str(tmp_path / "calls" / "exon.bed.gz"))
+    assert set(chroms) == set(names)
+    truth = tmp_path / "truth.gff3"
+    with open(truth, "w") as fh:
+        fh.write("##gff-version 3\n")
+        for c, a, b in zip(chroms, s.tolist(), e.tolist()):
+            fh.write(f"{calls.gff_escape_seqid(c)}\tx\texon\t{a + 1}\t{b}\t.\t.\t.\t.\n")
+    ev = evaluate_calls(str(truth), str(tmp_path / "calls"), features=["exon"])
+    assert ev.loc[0, "recall"] == 1.0 and ev.loc[0, "precision"] == 1.0
+
+
+def write_noise_dataset(outdir, contig, length, features=PUBLISHED_FEATURES, seed=0):
+    """One contig of random codes (the worst case for calling: millions of segments with
+    the default parameters)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 256, (length, len(features)), dtype=np.uint8)
+    return write_dataset(outdir, {contig: (np.arange(length, dtype=np.int64), codes)}, features)
+
+
+# VmHWM, not ru_maxrss: after fork + exec ru_maxrss starts from the parent's RSS
+PEAK = """
+import sys
+from genoseg.cli import main
+rc = main(sys.argv[1:])
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0].split()[1]
+print(int(hwm) // 1024, rc)
+"""
+
+
+def peak_mb(*args):
+    """Run ``genoseg ARGS`` in a child process; its peak RSS in MB."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", PEAK, *map(str, args)], capture_output=True, text=True,
+                         timeout=900, env=dict(os.environ, GENOSEG_THREADS="1"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    mb, rc = map(int, res.stdout.split()[-2:])
+    assert rc == 0, res.stderr[-2000:]
+    return mb
+
+
+@pytest.mark.slow
+def test_call_and_report_20mb_noise_bounded_memory(tmp_path):
+    ddir = write_noise_dataset(tmp_path / "out", "chrN", 20_000_000)
+    bdir = os.path.dirname(ddir)
+    mb = peak_mb("call", "--predictions", ddir, "--outdir", os.path.join(bdir, "calls"), "--threads", 1)
+    assert mb < 700, f"call peaked at {mb} MB"
+    s = calls.read_summary(os.path.join(bdir, "calls"))
+    assert s["bases"] == 20_000_000 and sum(v["count"] for v in s["features"].values()) > 5_000_000
+    mb = peak_mb("report", "--outdir", bdir, "--out", tmp_path / "report.html")
+    assert mb < 700, f"report peaked at {mb} MB"
+    doc = (tmp_path / "report.html").read_text()
+    assert f"{s['features']['splice_donor']['count']:,}" in doc and doc.count("<svg") > 14

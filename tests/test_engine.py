@@ -313,3 +313,19 @@ def test_bench_memory_50mb(tmp_path):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["peak_rss_mb"] < 2048
     assert 9_900_000 <= out["rows"] <= 10_000_000
+
+
+@pytest.mark.slow
+def test_bench_stages_quick(tmp_path):
+    """benchmarks/bench_engine.py stages --quick: every stage of both datasets runs in
+    its own child process and reports bases/s and a peak RSS under 2 GB."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"))
+    res = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_engine.py"), "stages", "--quick",
+                          "--workdir", str(tmp_path), "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(res.stdout.strip().splitlines()[-1])
+    got = {(r["dataset"], r["stage"]) for r in rows}
+    assert got == {("noise", s) for s in ("plan", "predict", "collect", "call", "tracks", "report", "read")} | {
+        ("realistic", s) for s in ("collect", "call", "tracks", "report", "read")}
+    assert all(r["bases_per_s"] > 0 and 50 < r["peak_rss_mb"] < 2048 for r in rows)
+    assert [r["rows"] for r in rows if r["stage"] == "read"] == [1_000_000, 1_000_000]

@@ -290,13 +290,16 @@ def test_module_scripts_write_their_declared_outputs(demo, genome):
 
 
 def test_fetch_model_module_against_a_local_hub(demo):
-    from test_fetch_model import FakeHub, NT_FILES
+    from fakehub import FakeHub
+    from test_fetch_model import COMMIT, NT_FILES
     with FakeHub() as fake:
-        fake.add("InstaDeepAI/segment_nt", "abc123", NT_FILES)
+        fake.add("InstaDeepAI/segment_nt", NT_FILES, COMMIT, refs=("abc123",))
         demo.env["HF_TOKEN"] = ""
+        demo.env["HF_HOME"] = str(demo.tmp / "hf_home")  # the Hugging Face cache of this test only
         w = demo.run("fetch_model", {}, {"meta.backbone": "segment_nt", "meta.repo": "InstaDeepAI/segment_nt",
                                          "meta.revision": "abc123", "args": f"--endpoint {fake.endpoint}"})
     assert (w / "segment_nt/abc123/jax_model/pytree_ckpt.joblib").is_file()
+    assert (w / "segment_nt/abc123/jax_model/pytree_ckpt.safetensors").is_file()
 
 
 # --------------------------------------------------------------------------- 4. params

@@ -43,6 +43,7 @@ from typing import Optional
 from . import signals
 from .errors import GenosegError
 from .outputs import atomic_path, backbone_dir, check_absent, escape_name
+from .parallel import check_threads
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,14 @@ class AnnotateOptions:
     overwrite: bool = False
     resume: bool = True
     downstream: bool = True
+    threads: Optional[int] = None  # worker processes for call and tracks; None: the task's cores
     genes: Optional[bool] = None
     truth_genes: Optional[str] = None
     command_line: Optional[str] = None
 
     def __post_init__(self):
+        if self.threads is not None:
+            check_threads(self.threads)
         if self.contigs is not None:
             object.__setattr__(self, "contigs", tuple(self.contigs))
         if self.window_length is not None and self.window_length <= 0:
@@ -345,11 +349,12 @@ def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, o: Annotat
     sizes = {c["name"]: c["length"] for c in plan["contigs"]}
     t0 = time.perf_counter()
     calls.call_dataset(os.path.join(stage, "predictions"), os.path.join(stage, "calls"), overwrite=True,
-                       chrom_sizes=sizes)
+                       chrom_sizes=sizes, threads=o.threads)
     _name_final_dataset(os.path.join(stage, "calls", "summary.json"), os.path.join(bdir, "predictions"))
     timings.add("call", t0)
     t0 = time.perf_counter()
-    tracks.write_tracks(os.path.join(stage, "predictions"), os.path.join(stage, "tracks"), sizes, overwrite=True)
+    tracks.write_tracks(os.path.join(stage, "predictions"), os.path.join(stage, "tracks"), sizes, overwrite=True,
+                        threads=o.threads)
     timings.add("tracks", t0)
     gene_evaluation = _genes(stage, fasta, o, timings) if genes else None
     evaluation = None
@@ -371,13 +376,12 @@ def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, o: Annotat
 
 def _genes(stage: str, fasta: str, o: AnnotateOptions, timings: _Timings):
     """Gene models into ``stage/genes`` (and their score against ``o.truth_genes``)."""
-    from .commands.genes import default_threads
     from .evaluate import evaluate_gene_models, format_gene_table
     from .genes import predict_genes
 
     t0 = time.perf_counter()
-    threads = getattr(o, "threads", None) or default_threads()
-    s = predict_genes(os.path.join(stage, "predictions"), fasta, os.path.join(stage, "genes"), threads=threads,
+    s = predict_genes(os.path.join(stage, "predictions"), fasta, os.path.join(stage, "genes"),
+                      threads=check_threads(o.threads),
                       overwrite=True)
     timings.add("genes", t0, s["bases"], genes=s["genes"])
     if o.truth_genes is None:

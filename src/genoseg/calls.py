@@ -39,7 +39,6 @@ Output (``calls_dir``):
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import logging
 import os
@@ -47,10 +46,12 @@ import time
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
+import pyarrow as pa
 
-from . import store
+from . import frames, store, textout
 from .errors import GenosegError
 from .outputs import atomic_path, escape_name
+from .parallel import check_threads, processes_for, run_jobs, split_round_robin
 
 log = logging.getLogger(__name__)
 
@@ -161,169 +162,194 @@ def resolve_params(features: Sequence[str], params: Optional[Mapping[str, Params
 # Streaming segmenter
 # --------------------------------------------------------------------------------------
 
-class _Segments:
-    """Growable columns of finished segments for one feature and contig."""
-
-    __slots__ = ("start", "end", "total", "peak", "n")
-
-    def __init__(self) -> None:
-        self.start: list[np.ndarray] = []
-        self.end: list[np.ndarray] = []
-        self.total: list[np.ndarray] = []   # sum of p over called bases
-        self.peak: list[np.ndarray] = []    # max p
-        self.n: list[np.ndarray] = []       # called (present) bases
-
-    def add(self, start, end, total, peak, n) -> None:
-        if len(start):
-            self.start.append(np.asarray(start, np.int64))
-            self.end.append(np.asarray(end, np.int64))
-            self.total.append(np.asarray(total, np.float64))
-            self.peak.append(np.asarray(peak, np.float64))
-            self.n.append(np.asarray(n, np.int64))
-
-    def arrays(self):
-        if not self.start:
-            e = np.zeros(0, np.int64)
-            return e, e, np.zeros(0), np.zeros(0), e
-        return tuple(np.concatenate(x) for x in (self.start, self.end, self.total, self.peak, self.n))
+#: Columns of a set of segments (struct of arrays, see :class:`SegmentStream`).
+_SEG_FIELDS = ("f", "cid", "start", "end", "vsum", "vmax", "n", "blk")
 
 
-class FeatureCaller:
-    """Streaming hysteresis + merge + min-length caller for one feature on one contig.
+def _seg_empty(vdtype, sdtype) -> dict:
+    i8 = np.zeros(0, np.int64)
+    return {"f": i8, "cid": np.zeros(0, np.int32), "start": i8, "end": i8, "vsum": np.zeros(0, sdtype),
+            "vmax": np.zeros(0, vdtype), "n": i8, "blk": i8}
 
-    Feed batches with :meth:`feed` (positions strictly increasing across calls, 0-based),
-    then :meth:`finish`; finished segments accumulate in :attr:`out`.
+
+def _seg_cat(parts: Sequence[dict]) -> dict:
+    return {k: np.concatenate([p[k] for p in parts]) for k in _SEG_FIELDS}
+
+
+def _seg_take(s: dict, idx) -> dict:
+    return {k: s[k][idx] for k in _SEG_FIELDS}
+
+
+def code_cutoff(threshold: float) -> int:
+    """Smallest stored code ``q`` whose probability ``q / 255`` meets ``p >= threshold``
+    (with the 1e-6 tolerance, compared in float32 exactly as on decoded values)."""
+    grid = store.dequantize(np.arange(256, dtype=np.uint8))
+    return int(np.searchsorted(grid, np.float32(threshold - _EPS), side="left"))
+
+
+class SegmentStream:
+    """Streaming hysteresis + gap merging + minimum length for several features at once.
+
+    Feed consecutive rows with :meth:`feed` (dataset order: contig by contig, positions
+    increasing within a contig), then call :meth:`finish`. Both return the segments that
+    became final, as a dict of arrays (``f`` feature index, ``cid`` contig index,
+    ``start``/``end`` 0-based half-open, ``vsum`` sum and ``vmax`` maximum of the values
+    over the called bases, ``n`` called bases), sorted by feature, then in stream order.
+
+    Values are either stored codes (``uint8``, thresholds compared on codes: ``codes=True``)
+    or float probabilities. All work per call is vectorised over the rows and features of
+    the batch; the only state carried between calls is, per feature, the open run at the
+    batch end and the last merged segment (which may still absorb the next one), so memory
+    does not depend on the input and the result does not depend on how rows are batched.
     """
 
-    def __init__(self, params: CallParams) -> None:
-        self.p = params
-        self.hi = params.high - _EPS
-        self.lo = params.low - _EPS
-        # open raw run: [start, next_pos) with stats; None when no run is open
-        self.run: Optional[list] = None  # [start, end, strong, total, peak, n, block]
-        # pending merged segment (may still absorb the next one)
-        self.pend: Optional[list] = None  # [start, end, total, peak, n, block]
-        self.block = 0          # id of the current run of present (contiguous) bases
-        self.last_pos = None    # last position seen (for gap detection across batches)
-        self.out = _Segments()
+    def __init__(self, params: Sequence[CallParams], codes: bool = True):
+        F = len(params)
+        self.F = F
+        self.codes = codes
+        if codes:
+            self.vdtype, self.sdtype = np.dtype(np.uint8), np.dtype(np.int64)
+            self.lo = np.array([code_cutoff(p.low) for p in params], np.uint8)
+            self.hi = np.array([code_cutoff(p.high) for p in params], np.uint8)
+        else:
+            self.vdtype, self.sdtype = np.dtype(np.float32), np.dtype(np.float64)
+            self.lo = np.array([p.low - _EPS for p in params], np.float32)
+            self.hi = np.array([p.high - _EPS for p in params], np.float32)
+        self.gap = np.array([p.merge_gap for p in params], np.int64)
+        self.min_length = np.array([p.min_length for p in params], np.int64)
+        self.open = _seg_empty(self.vdtype, self.sdtype)   # at most one open run per feature
+        self.pend = _seg_empty(self.vdtype, self.sdtype)   # at most one pending segment per feature
+        self.block = 0          # id of the current run of present, contiguous bases
+        self.last_pos = -2
+        self.last_cid = -1
 
-    # raw runs -> merge/min-length
-    def _emit_raw(self, start, end, total, peak, n, block) -> None:
-        """Take raw hysteresis segments (sorted), merge gaps, keep last one pending."""
-        if self.pend is not None:
-            s0, e0, t0, p0, n0, b0 = self.pend
-            start = np.concatenate(([s0], start))
-            end = np.concatenate(([e0], end))
-            total = np.concatenate(([t0], total))
-            peak = np.concatenate(([p0], peak))
-            n = np.concatenate(([n0], n))
-            block = np.concatenate(([b0], block))
-        if len(start) == 0:
-            return
-        join = ((start[1:] - end[:-1]) <= self.p.merge_gap) & (block[1:] == block[:-1])
-        first = np.concatenate(([True], ~join))
-        idx = np.flatnonzero(first)
-        gstart = start[idx]
-        gend = np.maximum.reduceat(end, idx)
-        gtot = np.add.reduceat(total, idx)
-        gpeak = np.maximum.reduceat(peak, idx)
-        gn = np.add.reduceat(n, idx)
-        gblock = block[idx]
-        # last group stays pending
-        self.pend = [int(gstart[-1]), int(gend[-1]), float(gtot[-1]), float(gpeak[-1]), int(gn[-1]), int(gblock[-1])]
-        self._keep(gstart[:-1], gend[:-1], gtot[:-1], gpeak[:-1], gn[:-1])
-
-    def _keep(self, start, end, total, peak, n) -> None:
-        ok = (end - start) >= self.p.min_length
-        self.out.add(start[ok], end[ok], total[ok], peak[ok], n[ok])
-
-    def feed(self, pos: np.ndarray, prob: np.ndarray) -> None:
-        """Process one batch: ``pos`` int64 [n] increasing, ``prob`` float [n]."""
-        n = len(pos)
-        if n == 0:
-            return
-        # contiguity: a new block starts wherever a base is missing before this one
-        newblock = np.empty(n, bool)
-        newblock[1:] = np.diff(pos) != 1
-        newblock[0] = self.last_pos is None or pos[0] != self.last_pos + 1
+    # ---------------------------------------------------------------- runs of a batch
+    def _blocks(self, pos: np.ndarray, cid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """New-block flags (a base is missing before the row, or the contig changes) and
+        block ids of the rows."""
+        newblock = np.empty(pos.size, bool)
+        newblock[0] = pos[0] != self.last_pos + 1 or cid[0] != self.last_cid
+        np.not_equal(pos[1:], pos[:-1] + 1, out=newblock[1:])
+        newblock[1:] |= cid[1:] != cid[:-1]
         blocks = self.block + np.cumsum(newblock)
         self.block = int(blocks[-1])
-        self.last_pos = int(pos[-1])
+        self.last_pos, self.last_cid = int(pos[-1]), int(cid[-1])
+        return newblock, blocks
 
-        weak = prob >= self.lo
-        strong = prob >= self.hi
-        # run boundaries (runs of weak bases within one block)
-        starts_m = weak.copy()
-        starts_m[1:] &= ~weak[:-1] | newblock[1:]
-        cont = self.run is not None and not newblock[0] and weak[0]
-        if self.run is not None and not cont:
-            self._close_run()
-        rs = np.flatnonzero(starts_m)
-        if len(rs) == 0:
-            return
-        ends_m = weak.copy()
-        ends_m[:-1] &= ~weak[1:] | newblock[1:]
-        re = np.flatnonzero(ends_m) + 1  # exclusive index
-        pw = np.where(weak, prob, 0.0).astype(np.float64)
-        tot = np.add.reduceat(pw, rs)
-        # reduceat over [rs[i], rs[i+1]) includes non-weak bases after the run: mask them
-        pk = np.maximum.reduceat(pw, rs)
-        st = np.add.reduceat(strong.astype(np.int64), rs) > 0
-        cnt = re - rs
-        rstart = pos[rs]
-        rend = pos[re - 1] + 1
-        rblock = blocks[rs]
-        i0 = 0
-        if cont:
-            r = self.run
-            r[1] = int(rend[0]); r[2] = r[2] or bool(st[0]); r[3] += float(tot[0])
-            r[4] = max(r[4], float(pk[0])); r[5] += int(cnt[0])
-            if re[0] == n:  # still open
-                return
-            self._close_run()
-            i0 = 1
-        # last run open if it reaches the batch end
-        last_open = re[-1] == n and len(rs) > i0
-        j1 = len(rs) - 1 if last_open else len(rs)
-        sel = slice(i0, j1)
-        keep = st[sel]
-        if keep.any():
-            self._emit_raw(rstart[sel][keep], rend[sel][keep], tot[sel][keep], pk[sel][keep],
-                           cnt[sel][keep], rblock[sel][keep])
-        if last_open:
-            k = len(rs) - 1
-            self.run = [int(rstart[k]), int(rend[k]), bool(st[k]), float(tot[k]), float(pk[k]),
-                        int(cnt[k]), int(rblock[k])]
+    def _runs(self, vals: np.ndarray, newblock: np.ndarray):
+        """Maximal runs of weak values per feature, split at block starts. Returns the
+        padded values (flat), run starts/ends as flat indices and the row width."""
+        F, n = vals.shape
+        w1 = n + 1  # one padding column per feature row: runs never cross rows
+        padded = np.zeros((F, w1), vals.dtype)
+        padded[:, :n] = vals
+        weak = np.zeros((F, w1), bool)
+        np.greater_equal(padded[:, :n], self.lo[:, None], out=weak[:, :n])
+        flat = weak.ravel()
+        edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        if flat[0]:
+            edges = np.concatenate(([0], edges))
+        rs, re = edges[0::2], edges[1::2]
+        brk = np.flatnonzero(newblock[1:]) + 1
+        if brk.size:  # a run crossing a block start is two runs
+            ff, bb = np.nonzero(weak[:, brk - 1] & weak[:, brk])
+            cut = ff * w1 + brk[bb]
+            rs = np.insert(rs, np.searchsorted(rs, cut), cut)
+            re = np.insert(re, np.searchsorted(re, cut), cut)
+        return padded.ravel(), np.ascontiguousarray(rs), np.ascontiguousarray(re), w1
 
-    def _close_run(self) -> None:
-        r, self.run = self.run, None
-        if r is not None and r[2]:
-            self._emit_raw(np.array([r[0]]), np.array([r[1]]), np.array([r[3]]), np.array([r[4]]),
-                           np.array([r[5]]), np.array([r[6]]))
+    def feed(self, pos: np.ndarray, vals: np.ndarray, cid: np.ndarray) -> dict:
+        """Process rows: ``pos`` int64 ``[n]``, ``vals`` ``[F, n]`` (codes or floats),
+        ``cid`` int32 ``[n]`` contig index of each row. Returns the segments made final."""
+        n = int(pos.size)
+        if n == 0:
+            return _seg_empty(self.vdtype, self.sdtype)
+        vals = np.asarray(vals, self.vdtype)
+        newblock, blocks = self._blocks(pos, cid)
+        flat, rs, re, w1 = self._runs(vals, newblock)
+        counts = np.diff(np.searchsorted(rs, np.arange(self.F + 1) * w1))
+        f = np.repeat(np.arange(self.F), counts)
+        idx = np.empty(2 * rs.size, np.int64)
+        idx[0::2], idx[1::2] = rs, re
+        vmax = np.maximum.reduceat(flat, idx)[0::2] if rs.size else np.zeros(0, self.vdtype)
+        # only runs with a strong base, the runs left open at the end and those that may
+        # continue the open run matter
+        i0, i1 = rs - f * w1, re - f * w1
+        need = np.flatnonzero((vmax >= self.hi[f]) | (i1 == n) | (i0 == 0))
+        rs, re, f, i0, i1, vmax = rs[need], re[need], f[need], i0[need], i1[need], vmax[need]
+        idx = np.empty(2 * rs.size, np.int64)
+        idx[0::2], idx[1::2] = rs, re
+        runs = {"f": f, "cid": cid[i0].astype(np.int32), "start": pos[i0], "end": pos[i1 - 1] + 1,
+                "vmax": vmax, "n": i1 - i0, "blk": blocks[i0],
+                "vsum": np.add.reduceat(flat, idx, dtype=self.sdtype)[0::2] if rs.size else np.zeros(0, self.sdtype)}
+        at_end = i1 == n
+        # the open run of a feature continues into this batch's first run
+        opened = self.open
+        closed_open = np.ones(opened["f"].size, bool)
+        if not newblock[0] and opened["f"].size:
+            first = np.flatnonzero(i0 == 0)
+            where = np.searchsorted(opened["f"], f[first])
+            ok = (where < opened["f"].size)
+            ok[ok] = opened["f"][where[ok]] == f[first[ok]]
+            first, where = first[ok], where[ok]
+            runs["start"][first] = opened["start"][where]
+            runs["vsum"][first] += opened["vsum"][where]
+            runs["vmax"][first] = np.maximum(runs["vmax"][first], opened["vmax"][where])
+            runs["n"][first] += opened["n"][where]
+            closed_open[where] = False
+        self.open = _seg_take(runs, np.flatnonzero(at_end))
+        done = _seg_cat([_seg_take(opened, np.flatnonzero(closed_open)), _seg_take(runs, np.flatnonzero(~at_end))])
+        return self._merge(done, final=False)
 
-    def finish(self) -> None:
-        """Close the open run and the pending segment (end of contig)."""
-        self._close_run()
-        if self.pend is not None:
-            s, e, t, p, n, _ = self.pend
-            self.pend = None
-            self._keep(np.array([s]), np.array([e]), np.array([t]), np.array([p]), np.array([n]))
+    def finish(self) -> dict:
+        """Close the open runs and pending segments (end of the stream)."""
+        done, self.open = self.open, _seg_empty(self.vdtype, self.sdtype)
+        return self._merge(done, final=True)
+
+    # ------------------------------------------------------- raw segments -> merged
+    def _merge(self, closed: dict, final: bool) -> dict:
+        """Closed runs (sorted by feature, then stream order) -> raw segments (runs with a
+        strong base) -> merged with the pending segment of their feature and each other
+        -> final segments (all but the last group of each feature, unless ``final``)
+        filtered by minimum length."""
+        raw = _seg_take(closed, np.flatnonzero(closed["vmax"] >= self.hi[closed["f"]]))
+        seg = _seg_cat([self.pend, raw])
+        if seg["f"].size == 0:
+            return seg
+        seg = _seg_take(seg, np.argsort(seg["f"], kind="stable"))
+        f, start, end = seg["f"], seg["start"], seg["end"]
+        first = np.ones(f.size, bool)
+        first[1:] = (f[1:] != f[:-1]) | (seg["blk"][1:] != seg["blk"][:-1]) | (start[1:] - end[:-1] > self.gap[f[1:]])
+        gi = np.flatnonzero(first)
+        last_member = np.append(gi[1:], f.size) - 1
+        groups = {"f": f[gi], "cid": seg["cid"][gi], "start": start[gi], "end": end[last_member],
+                  "vsum": np.add.reduceat(seg["vsum"], gi), "vmax": np.maximum.reduceat(seg["vmax"], gi),
+                  "n": np.add.reduceat(seg["n"], gi), "blk": seg["blk"][gi]}
+        if final:
+            keep = np.ones(gi.size, bool)
+            self.pend = _seg_empty(self.vdtype, self.sdtype)
+        else:
+            keep = np.ones(gi.size, bool)
+            keep[:-1] = groups["f"][1:] == groups["f"][:-1]  # the last group of a feature waits
+            keep[-1] = False
+            self.pend = _seg_take(groups, np.flatnonzero(~keep))
+        keep &= (groups["end"] - groups["start"]) >= self.min_length[groups["f"]]
+        return _seg_take(groups, np.flatnonzero(keep))
 
 
 def call_array(pos: np.ndarray, prob: np.ndarray, params: CallParams, batch_rows: Optional[int] = None):
-    """Call one feature on one contig held in memory (testing/helper).
+    """Call one feature on one contig held in memory (float probabilities; testing/helper).
 
     Returns ``(start, end, mean_p, max_p)`` arrays; coordinates 0-based half-open.
     """
     pos = np.asarray(pos, np.int64)
     prob = np.asarray(prob, np.float32)
-    c = FeatureCaller(params)
+    s = SegmentStream([params], codes=False)
     step = batch_rows or max(len(pos), 1)
-    for i in range(0, len(pos), step):
-        c.feed(pos[i:i + step], prob[i:i + step])
-    c.finish()
-    s, e, t, p, n = c.out.arrays()
-    return s, e, t / np.maximum(n, 1), p
+    parts = [s.feed(pos[i:i + step], prob[None, i:i + step], np.zeros(min(step, len(pos) - i), np.int32))
+             for i in range(0, len(pos), step)]
+    out = _seg_cat(parts + [s.finish()]) if parts else s.finish()
+    return out["start"], out["end"], out["vsum"] / np.maximum(out["n"], 1), out["vmax"].astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------
@@ -383,7 +409,8 @@ def open_dataset(dataset_dir: str) -> dict:
 
 def call_dataset(dataset_dir: str, calls_dir: str, params: Optional[Mapping[str, ParamsLike]] = None,
                  overwrite: bool = False, *, features: Optional[Sequence[str]] = None,
-                 chrom_sizes: Optional[Mapping[str, int]] = None, batch_rows: int = 1_000_000) -> dict:
+                 chrom_sizes: Union[Mapping[str, int], str, None] = None, batch_rows: Optional[int] = None,
+                 threads: Optional[int] = 1) -> dict:
     """Call intervals for every feature of a prediction dataset; write BED/GFF3 to ``calls_dir``.
 
     Args:
@@ -392,9 +419,12 @@ def call_dataset(dataset_dir: str, calls_dir: str, params: Optional[Mapping[str,
         params: overrides per feature, see :func:`resolve_params` (``None``: defaults).
         overwrite: replace an existing ``calls_dir``; otherwise GenosegError if it exists.
         features: subset of features to call (default: all, in model order).
-        chrom_sizes: contig lengths (bp) for ``##sequence-region``; default: last
-            predicted position + 1 of each contig.
-        batch_rows: rows per streamed batch (results do not depend on it).
+        chrom_sizes: contig lengths (bp) for ``##sequence-region``, or a ``.fai`` path;
+            every contig of the predictions must be in it and no longer than it says
+            (checked before any work). Default: last predicted position + 1.
+        batch_rows: rows per streamed frame (results do not depend on it).
+        threads: worker processes (features are split between them; the output is
+            byte-identical whatever the number); ``None``: the task's cores.
 
     Returns:
         summary dict: ``backbone``, ``features`` (name → ``count``, ``bp``, ``params``,
@@ -405,66 +435,44 @@ def call_dataset(dataset_dir: str, calls_dir: str, params: Optional[Mapping[str,
     all_features = list(meta["features"])
     feats = _features_subset(all_features, features)
     resolved = resolve_params(all_features, params)
-    fidx = [all_features.index(f) for f in feats]
+    threads = check_threads(threads)
     contigs = list(store.list_contigs(dataset_dir))
     for c in contigs:
         _check_contig_name(c)
     names = {f: escape_name(f) + ".bed.gz" for f in feats}
     if len(set(n.lower() for n in names.values())) != len(names):
         raise GenosegError("feature names collide once escaped for file names")
+    if isinstance(chrom_sizes, (str, os.PathLike)):
+        from .tracks import read_fai
+
+        source, chrom_sizes = os.fspath(chrom_sizes), read_fai(os.fspath(chrom_sizes))
+    else:
+        source = "the chromosome sizes given"
+    if chrom_sizes is not None:
+        frames.check_sizes(dataset_dir, contigs, chrom_sizes, source)
 
     summary = {"backbone": meta.get("backbone"), "dataset": os.path.abspath(dataset_dir),
                "features": {f: {"count": 0, "bp": 0, "params": dataclasses.asdict(resolved[f]),
                                 "bed": names[f]} for f in feats},
                "contigs": {}, "bases": 0}
-    source = gff_escape(f"genoseg:{meta.get('backbone') or 'model'}")
     with atomic_path(calls_dir, overwrite=overwrite, is_dir=True) as tmp:
-        beds = {f: open(os.path.join(tmp, names[f][:-3]), "w") for f in feats}
-        body_path = os.path.join(tmp, ".gff3.body")
-        body = open(body_path, "w")
-        regions = []
-        try:
-            for contig in contigs:
-                callers = [FeatureCaller(resolved[f]) for f in feats]
-                nbases, last = 0, -1
-                for pos, probs in store.iter_predictions(dataset_dir, contig, batch_rows=batch_rows):
-                    if len(pos) == 0:
-                        continue
-                    if pos[0] <= last:
-                        raise GenosegError(f"{dataset_dir}: positions on {contig!r} are not increasing")
-                    nbases += len(pos)
-                    last = int(pos[-1])
-                    for c, j in zip(callers, fidx):
-                        c.feed(pos, probs[:, j])
-                summary["contigs"][contig] = nbases
-                summary["bases"] += nbases
-                size = int(chrom_sizes[contig]) if chrom_sizes and contig in chrom_sizes else last + 1
-                if size > 0:
-                    regions.append((contig, size))
-                _write_contig(contig, feats, callers, beds, body, summary, source)
-        finally:
-            for fh in beds.values():
-                fh.close()
-            body.close()
-        # GFF3 = header + body
-        with open(os.path.join(tmp, "calls.gff3"), "w") as out:
-            out.write("##gff-version 3\n")
-            for contig, size in regions:
-                out.write(f"##sequence-region {gff_escape_seqid(contig)} 1 {size}\n")
-            with open(body_path) as fh:
-                while True:
-                    chunk = fh.read(1 << 22)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-        os.remove(body_path)
-        import pysam
-        for f in feats:
-            txt = os.path.join(tmp, names[f][:-3])
-            gz = os.path.join(tmp, names[f])
-            pysam.tabix_compress(txt, gz, force=True)
-            os.remove(txt)
-            pysam.tabix_index(gz, preset="bed", force=True)
+        segs = [os.path.join(tmp, "." + names[f][:-len(".bed.gz")] + ".seg") for f in feats]
+        groups = split_round_robin(len(feats), processes_for(threads, _rows(meta, contigs)))
+        jobs = [(dataset_dir, contigs, [feats[i] for i in g], [resolved[feats[i]] for i in g],
+                 [segs[i] for i in g], [os.path.join(tmp, names[feats[i]]) for i in g], batch_rows)
+                for g in groups]
+        parts = run_jobs(_call_features, jobs, len(jobs))
+        for part in parts:
+            for f, st in part["features"].items():
+                summary["features"][f].update(st)
+        bases, ends = parts[0]["bases"], parts[0]["ends"]
+        summary["contigs"] = dict(zip(contigs, bases))
+        summary["bases"] = int(sum(bases))
+        sizes = [int(chrom_sizes[c]) if chrom_sizes is not None else e for c, e in zip(contigs, ends)]
+        _write_gff3(os.path.join(tmp, "calls.gff3"), segs, feats, contigs, sizes,
+                    gff_escape(f"genoseg:{meta.get('backbone') or 'model'}"))
+        for p in segs:
+            os.remove(p)
         summary["seconds"] = round(time.time() - t0, 3)
         with open(os.path.join(tmp, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=1)
@@ -474,39 +482,66 @@ def call_dataset(dataset_dir: str, calls_dir: str, params: Optional[Mapping[str,
     return summary
 
 
-def _fmt_lines(parts: Sequence[Sequence[str]]) -> str:
-    return "".join("\t".join(row) + "\n" for row in zip(*parts))
+def _rows(meta: dict, contigs: Sequence[str]) -> int:
+    rows = meta.get("rows") or {}
+    return sum(int(rows.get(c, 0)) for c in contigs)
 
 
-def _write_contig(contig, feats, callers, beds, body, summary, source) -> None:
-    """Write finished segments of one contig: BED per feature, GFF3 body sorted by start."""
-    seqid = gff_escape_seqid(contig)
-    all_rows = []
-    for f, c in zip(feats, callers):
-        c.finish()
-        s, e, t, pk, n = c.out.arrays()
-        if len(s) == 0:
-            continue
-        mean = t / np.maximum(n, 1)
-        score = np.rint(mean * 1000).astype(np.int64)
-        k = len(s)
-        info = summary["features"][f]
-        first_id = info["count"] + 1
-        info["count"] += k
-        info["bp"] += int((e - s).sum())
-        ss, es = s.astype(str), e.astype(str)
-        beds[f].write(_fmt_lines([[contig] * k, ss, es, [f] * k, score.astype(str), ["."] * k]))
-        ftype = gff_escape(f)
-        ids = [f"{ftype}_{i}" for i in range(first_id, first_id + k)]
-        lines = [f"{seqid}\t{source}\t{ftype}\t{a + 1}\t{b}\t{m:.3f}\t.\t.\tID={i};Name={ftype};max_prob={x:.3f}\n"
-                 for a, b, m, x, i in zip(s.tolist(), e.tolist(), mean.tolist(), pk.tolist(), ids)]
-        all_rows.append((s, lines))
-    if not all_rows:
+def _call_features(dataset_dir: str, contigs: Sequence[str], feats: Sequence[str], params: Sequence[CallParams],
+                   seg_paths: Sequence[str], bed_paths: Sequence[str], batch_rows: Optional[int]) -> dict:
+    """One worker: stream the dataset once for ``feats``, append final segments to
+    their segment files, then write each feature's BED. Returns per-feature counts and
+    bp, and per-contig predicted bases and last position + 1."""
+    stream = SegmentStream(params, codes=True)
+    bases = np.zeros(len(contigs), np.int64)
+    ends = np.zeros(len(contigs), np.int64)
+    for p in seg_paths:
+        open(p, "wb").close()
+    for fr in frames.iter_frames(dataset_dir, contigs, feats, batch_rows):
+        cid = fr.row_cid()
+        same = cid[1:] == cid[:-1]
+        if np.any(same & (fr.pos[1:] <= fr.pos[:-1])) or (cid[0] == stream.last_cid and fr.pos[0] <= stream.last_pos):
+            bad = contigs[int(cid[0])]
+            raise GenosegError(f"{dataset_dir}: positions on {bad!r} are not increasing")
+        np.add.at(bases, fr.piece_cid, fr.piece_len)
+        ends[fr.piece_cid] = fr.pos[np.cumsum(fr.piece_len) - 1] + 1
+        _spill(stream.feed(fr.pos, fr.codes, cid), seg_paths)
+    _spill(stream.finish(), seg_paths)
+    names = pa.array(list(contigs), pa.string())
+    out = {"features": {}, "bases": bases.tolist(), "ends": ends.tolist()}
+    for f, seg, bed in zip(feats, seg_paths, bed_paths):
+        textout.write_bed_gz(seg, bed, names, f)
+        bp = sum(int((r["end"] - r["start"]).sum()) for r in textout.segment_blocks(seg))
+        out["features"][f] = {"count": textout.segment_count(seg), "bp": bp}
+    return out
+
+
+def _spill(seg: dict, seg_paths: Sequence[str]) -> None:
+    """Append final segments (sorted by feature) to their features' segment files."""
+    if seg["f"].size == 0:
         return
-    starts = np.concatenate([s for s, _ in all_rows])
-    lines = [ln for _, ls in all_rows for ln in ls]
-    order = np.argsort(starts, kind="stable")
-    body.write("".join(lines[i] for i in order))
+    cuts = np.searchsorted(seg["f"], np.arange(len(seg_paths) + 1))
+    for k, path in enumerate(seg_paths):
+        a, b = cuts[k], cuts[k + 1]
+        if b > a:
+            rec = np.empty(b - a, textout.SEG_DTYPE)
+            for name in textout.SEG_DTYPE.names:
+                rec[name] = seg["vsum" if name == "qsum" else "vmax" if name == "qmax" else name][a:b]
+            textout.append_segments(path, rec)
+
+
+def _write_gff3(path: str, seg_paths: Sequence[str], feats: Sequence[str], contigs: Sequence[str],
+                sizes: Sequence[int], source: str) -> None:
+    """All features in one GFF3, by contig (dataset order) then start (ties in feature
+    order); IDs ``<feature>_<n>`` numbered per feature in (contig, start) order."""
+    seqids = [gff_escape_seqid(c) for c in contigs]
+    with open(path, "wb") as out:
+        out.write(b"##gff-version 3\n")
+        out.write("".join(f"##sequence-region {q} 1 {n}\n" for q, n in zip(seqids, sizes) if n > 0).encode())
+        types = pa.array([gff_escape(f) for f in feats], pa.string())
+        seqids_arr = pa.array(seqids, pa.string())
+        for rec, f, ids in textout.merged_order(seg_paths):
+            out.write(textout.gff_lines(rec, f, ids, seqids_arr, source, types))
 
 
 def read_summary(calls_dir: str) -> Optional[dict]:
@@ -519,14 +554,11 @@ def read_summary(calls_dir: str) -> Optional[dict]:
 
 
 def read_bed(path: str):
-    """Read a (bgzipped) calls BED: returns ``(chrom list, start, end, score)`` arrays."""
-    chroms, starts, ends, scores = [], [], [], []
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt") as fh:
-        for line in fh:
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            a = line.rstrip("\n").split("\t")
-            chroms.append(a[0]); starts.append(int(a[1])); ends.append(int(a[2]))
-            scores.append(int(a[4]) if len(a) > 4 and a[4] not in (".", "") else 0)
-    return chroms, np.array(starts, np.int64), np.array(ends, np.int64), np.array(scores, np.int64)
+    """Read a (bgzipped) calls BED: returns ``(chrom list, start, end, score)`` arrays.
+
+    Vectorised; every line is data (a contig may be named ``#1`` or ``track_7``), see
+    :func:`genoseg.textout.read_bed_table`. Memory: the whole file; streaming readers use
+    :func:`genoseg.textout.iter_bed`.
+    """
+    t = textout.read_bed_table(path, ("chrom", "start", "end", "score"))
+    return (t["chrom"].to_pylist(), t["start"].to_numpy(), t["end"].to_numpy(), t["score"].to_numpy())

@@ -1,4 +1,4 @@
-"""Safe loading of the published joblib/pickle checkpoints.
+"""Safe loading of checkpoints: the published joblib pickles, and their safetensors copies.
 
 The published weights are pickles: a plain ``pickle.load`` would run whatever callable
 the file names. :func:`safe_load` unpickles with an allow-list instead. Only the globals
@@ -7,6 +7,12 @@ JAX's array reconstructor) and plain containers are resolved; any other global i
 refused with a :class:`~genoseg.errors.CheckpointError` naming it, before anything is
 called. JAX arrays come back as numpy arrays: placing them on a device is the model's
 job, not the loader's.
+
+:func:`save_tree` / :func:`load_tree` store the same ``{module: {param: array}}`` trees
+as safetensors (no pickle, memory-mapped reading): tensor ``"{module}/{param}"``
+(haiku parameter names never contain ``/``), raw little-endian bytes, so a tree read
+back is bit-identical to the one written. :func:`read_model_tree` picks the format of a
+model directory (see :mod:`genoseg.convert`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import numpy as np
 
 from .errors import CheckpointError
 
-__all__ = ["safe_load", "load_params_tree"]
+__all__ = ["safe_load", "load_params_tree", "save_tree", "load_tree", "tree_modules", "read_model_tree"]
 
 # joblib reads array payloads in chunks of this many bytes.
 _CHUNK = 16 * 1024 * 1024
@@ -227,3 +233,128 @@ def load_params_tree(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]
             "published jax_model/ files"
         )
     return tree
+
+
+# ------------------------------------------------------------- safetensors
+#: dtypes safetensors' numpy API stores and reads back unchanged.
+_SAFETENSORS_DTYPES = frozenset(np.dtype(t) for t in (
+    np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
+    np.uint64, np.uint32, np.uint16, np.uint8, np.bool_))
+
+
+def save_tree(tree: dict[str, dict[str, np.ndarray]], path: str | os.PathLike) -> None:
+    """Write a ``{module: {param: array}}`` tree as one safetensors file.
+
+    Raises:
+        CheckpointError: a parameter name contains ``/`` or an array has a dtype
+            safetensors' numpy API cannot store (the message names the tensor).
+    """
+    from safetensors.numpy import save_file
+
+    flat = {}
+    for module, leaves in tree.items():
+        for name, arr in leaves.items():
+            key = f"{module}/{name}"
+            arr = np.asarray(arr)
+            if "/" in name or not module:
+                raise CheckpointError(f"cannot convert tensor {key!r}: expected module/param names")
+            if arr.dtype not in _SAFETENSORS_DTYPES:
+                raise CheckpointError(f"cannot convert tensor {key!r}: dtype {arr.dtype} is not supported")
+            flat[key] = arr if arr.flags.c_contiguous else arr.copy(order="C")  # keeps 0-d shapes
+    save_file(flat, os.fspath(path), metadata={"layout": "genoseg {module}/{param}"})
+
+
+#: safetensors dtype codes -> numpy (the format is little-endian).
+_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+              "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+
+
+def load_tree(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """Read a tree written by :func:`save_tree`; nothing is executed.
+
+    The safetensors library validates the file (header, dtypes, shapes, offsets); the
+    arrays are then read-only views of the memory-mapped file: nothing is copied until
+    the arrays go to the device (safetensors' own numpy reader copies every tensor, a
+    second 2 GB copy for the published SegmentNT).
+    """
+    import json
+    import math
+    import mmap
+    import struct
+
+    from safetensors import SafetensorError, safe_open
+
+    path = os.fspath(path)
+    try:
+        with safe_open(path, framework="np") as fh:
+            specs = {k: (fh.get_slice(k).get_dtype(), tuple(fh.get_slice(k).get_shape())) for k in fh.keys()}
+        with open(path, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        (n,) = struct.unpack_from("<Q", mm, 0)
+        header = json.loads(bytes(mm[8:8 + n]))
+    except (SafetensorError, OSError, ValueError, struct.error) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    tree: dict[str, dict[str, np.ndarray]] = {}
+    for key, (code, shape) in specs.items():
+        module, name = _split_key(key, path)
+        if code not in _ST_DTYPES:
+            raise CheckpointError(f"{path}: tensor {key!r} has unsupported dtype {code}")
+        dtype = np.dtype(_ST_DTYPES[code])
+        begin, end = header[key]["data_offsets"]
+        count = math.prod(shape)
+        if end - begin != count * dtype.itemsize:
+            raise CheckpointError(f"{path}: tensor {key!r}: {end - begin} bytes for shape {list(shape)} {code}")
+        arr = np.frombuffer(mm, dtype=dtype, count=count, offset=8 + n + begin) if count else np.empty(0, dtype)
+        tree.setdefault(module, {})[name] = arr.reshape(shape)
+    return tree
+
+
+def tree_modules(path: str | os.PathLike) -> set[str]:
+    """Module names of a checkpoint file without reading its arrays where the format
+    allows it (safetensors); joblib files are loaded (restricted unpickler)."""
+    path = os.fspath(path)
+    if not path.endswith(".safetensors"):
+        return set(load_params_tree(path))
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="np") as fh:
+            return {_split_key(k, path)[0] for k in fh.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+
+
+def _split_key(key: str, path: str) -> tuple[str, str]:
+    module, sep, name = key.rpartition("/")
+    if not sep or not module or not name:
+        raise CheckpointError(f"{path}: tensor {key!r} is not named module/param")
+    return module, name
+
+
+def read_model_tree(model_dir: str | os.PathLike, stem: str) -> dict[str, dict[str, np.ndarray]]:
+    """The tree ``jax_model/<stem>`` of a model directory.
+
+    A converted directory (``convert.json``, see :mod:`genoseg.convert`) is read from
+    ``<stem>.safetensors`` only: no pickle is opened there even when the joblib file
+    sits beside it. Otherwise ``<stem>.joblib`` goes through the restricted unpickler.
+    Checksums are verified by :func:`genoseg.convert.verify_converted` (``load_model``
+    does that before reading).
+    """
+    from .convert import RECORD
+
+    model_dir = os.fspath(model_dir)
+    st = os.path.join(model_dir, "jax_model", f"{stem}.safetensors")
+    if os.path.isfile(os.path.join(model_dir, RECORD)):
+        if not os.path.isfile(st):
+            raise CheckpointError(f"{st} not found although {RECORD} says the directory is converted: "
+                                  "re-run genoseg convert-model")
+        return load_tree(st)
+    if os.path.isfile(st):
+        raise CheckpointError(f"{st} has no {RECORD} beside it, so its checksum cannot be verified: "
+                              "convert with genoseg convert-model (or remove the file to use the joblib one)")
+    path = os.path.join(model_dir, "jax_model", f"{stem}.joblib")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path} not found: expected the published jax_model/ layout (SegmentNT: "
+                              "hyperparams.json + pytree_ckpt.joblib; SegmentEnformer/SegmentBorzoi: "
+                              "params.joblib + state.joblib)")
+    return load_params_tree(path)

@@ -6,7 +6,9 @@ file only lists them. A :class:`~genoseg.errors.GenosegError` or ``ValueError`` 
 runner is a user error: one line on stderr, exit status 2 (traceback with ``--debug``);
 so are file-system errors a user fixes (permissions, a file where a directory belongs, a
 full disk). SIGINT / SIGTERM end a command with status 130 / 143 (see
-:mod:`genoseg.signals`).
+:mod:`genoseg.signals`). 69: the requested device is not available (``--device gpu``
+without a GPU); 75: out of accelerator memory while loading, compiling or predicting
+(retry with a smaller ``--batch-size``); see :mod:`genoseg.device`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from typing import Optional, Sequence
 
 from . import __version__, signals
+from .device import EXIT_DEVICE_OOM, EXIT_DEVICE_UNAVAILABLE, DeviceUnavailable, is_device_oom, oom_message
 from .errors import GenosegError
 
 log = logging.getLogger("genoseg")
@@ -41,6 +44,7 @@ COMMANDS = (
     "tracks",
     "report",
     "fetch_model",
+    "convert_model",
     "prepare",
 )
 
@@ -80,6 +84,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         signals.check()  # a signal during start-up (imports) stops here
         try:
             return int(args.func(args) or 0)
+        except DeviceUnavailable as exc:
+            if args.debug:
+                raise
+            print(f"{command}: error: {exc}", file=sys.stderr)
+            return EXIT_DEVICE_UNAVAILABLE
         except (GenosegError, ValueError, FileNotFoundError) as exc:
             if args.debug:
                 raise
@@ -91,6 +100,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise
             print(f"{command}: error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
             return 2
+        except Exception as exc:
+            # Out of accelerator memory while loading, compiling or predicting: a distinct
+            # status so that schedulers retry with a smaller batch.
+            if args.debug or not is_device_oom(exc):
+                raise
+            print(f"{command}: error: {oom_message(args)}", file=sys.stderr)
+            log.debug("device out of memory", exc_info=exc)
+            return EXIT_DEVICE_OOM
     except signals.Interrupted as exc:
         print(f"{command}: {exc}", file=sys.stderr)
         return exc.exit_status

@@ -17,6 +17,7 @@ feature, no per-base loop and no per-base mask, so it scales to whole genomes.
 from __future__ import annotations
 
 import gzip
+from urllib.parse import unquote
 import logging
 import os
 from typing import Iterable, Optional, Sequence
@@ -50,7 +51,7 @@ def read_gff3(path: str) -> pd.DataFrame:
             if len(parts) < 8:
                 raise GenosegError(f"{path}:{lineno}: expected 9 tab-separated GFF3 columns")
             start, end = gff_interval(parts, path, lineno)
-            rows.append((parts[0], start, end, parts[2]))
+            rows.append((unquote(parts[0]), start, end, parts[2]))  # seqids are %-escaped (GFF3)
     return pd.DataFrame(rows, columns=["chrom", "start", "end", "feature"]).astype(
         {"start": np.int64, "end": np.int64})
 
@@ -68,23 +69,15 @@ def gff_interval(parts: list, path: str, lineno: int) -> tuple[int, int]:
 
 
 def read_bed(path: str, feature: Optional[str] = None) -> pd.DataFrame:
-    """Intervals of a (b)gzipped or plain BED as ``chrom, start, end, feature``."""
-    rows = []
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 3:
-                raise GenosegError(f"{path}:{lineno}: expected at least 3 BED columns")
-            try:
-                start, end = int(parts[1]), int(parts[2])
-            except ValueError:
-                raise GenosegError(f"{path}:{lineno}: start/end are not integers") from None
-            rows.append((parts[0], start, end, feature or (parts[3] if len(parts) > 3 else "")))
-    return pd.DataFrame(rows, columns=["chrom", "start", "end", "feature"]).astype(
-        {"start": np.int64, "end": np.int64})
+    """Intervals of a (b)gzipped or plain BED as ``chrom, start, end, feature`` (feature:
+    ``feature`` or the BED name column). Vectorised; every line is data, so contigs named
+    ``#1`` or ``track_7`` are kept (see :func:`genoseg.textout.read_bed_table`)."""
+    from .textout import read_bed_table
+
+    cols = ("chrom", "start", "end") if feature else ("chrom", "start", "end", "name")
+    df = read_bed_table(path, cols).to_pandas()
+    df["feature"] = feature if feature else df.pop("name")
+    return df[["chrom", "start", "end", "feature"]].astype({"chrom": str, "start": np.int64, "end": np.int64})
 
 
 def calls_path(calls_dir: str, feature: str) -> str:
@@ -387,7 +380,7 @@ def read_gene_models(path: str, with_cds: bool = False):
             if parts[6] not in "+-" or not parts[6]:
                 raise GenosegError(f"{path}:{lineno}: {ftype} without a strand (+ or -)")
             for p in parents:
-                rows.append((parts[0], start, end, parts[6], p, ftype == "exon", ftype == "CDS"))
+                rows.append((unquote(parts[0]), start, end, parts[6], p, ftype == "exon", ftype == "CDS"))
     df = pd.DataFrame(rows, columns=["chrom", "start", "end", "strand", "transcript", "is_exon", "is_cds"])
     cds = df.loc[df["is_cds"], ["chrom", "start", "end", "strand", "transcript"]]
     df = df.drop(columns="is_cds")

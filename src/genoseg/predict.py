@@ -154,7 +154,8 @@ def predict_chunk(model, fasta, chunk: dict, out_path: str, batch_size: int = 8,
     features = list(model.features)
     meta = {**base_metadata(features, g.backbone), "kind": "chunk", "plan_id": chunk["plan_id"],
             "chunk": chunk["chunk"], "reverse_complement": bool(reverse_complement),
-            "compute_dtype": getattr(model, "compute_dtype", None)}
+            "compute_dtype": getattr(model, "compute_dtype", None),
+            "device": getattr(model, "device", None)}
     jobs = [(pi, int(s), int(n)) for pi, part in enumerate(chunk["parts"]) for s, n in part["compute"]]
     stats = collections.Counter()
     t_start = time.perf_counter()

@@ -98,15 +98,93 @@ def _timings_rows(t) -> list[tuple[str, float]]:
     return rows
 
 
-def _calls_table(calls_dir: str, features: Sequence[str]):
-    """Per feature: (contig list, start, end, score) arrays from ``<feature>.bed.gz``."""
-    from .calls import read_bed
+class CallStats:
+    """One feature's calls, summarised while streaming its BED once: count, bp, score sum,
+    the distinct lengths with their counts, the last end per contig and the number of
+    calls starting in each ``width`` bp window. Memory grows with the distinct lengths and
+    windows, not with the number of calls."""
+
+    def __init__(self, width: int):
+        self.width = int(width)
+        self.count = self.bp = self.score_sum = 0
+        self._lengths: list[tuple[np.ndarray, np.ndarray]] = []
+        self.ends: dict[str, int] = {}
+        self.windows: dict[tuple[str, int], int] = {}
+
+    def add(self, batch) -> None:
+        import pyarrow.compute as pc
+
+        s = batch.column(1).to_numpy()
+        e = batch.column(2).to_numpy()
+        L = e - s
+        self.count += int(s.size)
+        self.bp += int(L.sum())
+        self.score_sum += int(batch.column(3).to_numpy().sum())
+        self._lengths.append(np.unique(L, return_counts=True))
+        if len(self._lengths) > 32:
+            self._lengths = [self.lengths()]
+        enc = pc.dictionary_encode(batch.column(0))
+        names = enc.dictionary.to_pylist()
+        idx = enc.indices.to_numpy()
+        last = np.zeros(len(names), np.int64)
+        np.maximum.at(last, idx, e)
+        for c, x in zip(names, last.tolist()):
+            self.ends[c] = max(self.ends.get(c, 0), x)
+        keys, cnt = np.unique((idx.astype(np.int64) << 40) | (s // self.width), return_counts=True)
+        for k, c in zip(keys.tolist(), cnt.tolist()):
+            key = (names[k >> 40], k & ((1 << 40) - 1))
+            self.windows[key] = self.windows.get(key, 0) + c
+
+    def lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct call lengths (bp, increasing) and how many calls have each."""
+        if not self._lengths:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        v = np.concatenate([a for a, _ in self._lengths])
+        c = np.concatenate([b for _, b in self._lengths])
+        u, inv = np.unique(v, return_inverse=True)
+        return u, np.bincount(inv, weights=c, minlength=u.size).astype(np.int64)
+
+    def median_length(self) -> float:
+        v, c = self.lengths()
+        if not self.count:
+            return float("nan")
+        cum = np.cumsum(c)
+        lo, hi = v[np.searchsorted(cum, (self.count - 1) // 2, side="right")], v[np.searchsorted(cum, self.count // 2, side="right")]
+        return (lo + hi) / 2
+
+
+def _calls_table(calls_dir: str, features: Sequence[str], width: int = 20_000) -> dict[str, CallStats]:
+    """Per feature with a ``<feature>.bed.gz``: its :class:`CallStats` (streamed, bounded memory)."""
+    from .textout import iter_bed
 
     out = {}
     for f in features:
         p = os.path.join(calls_dir, escape_name(f) + ".bed.gz")
         if os.path.exists(p):
-            out[f] = read_bed(p)
+            st = CallStats(width)
+            for batch in iter_bed(p, ("chrom", "start", "end", "score")):
+                st.add(batch)
+            out[f] = st
+    return out
+
+
+def _region_calls(calls_dir: str, features: Sequence[str], region: Region) -> dict[str, tuple]:
+    """Calls of each feature overlapping ``region`` (tabix query: memory ~ the region):
+    feature -> (contig list, start, end, score)."""
+    import pysam
+
+    contig, r0, r1 = region
+    out = {}
+    for f in features:
+        p = os.path.join(calls_dir, escape_name(f) + ".bed.gz")
+        if not os.path.exists(p):
+            continue
+        rows = []
+        with pysam.TabixFile(p, encoding="utf-8") as tbx:
+            if contig in tbx.contigs:
+                rows = [ln.split("\t") for ln in tbx.fetch(contig, r0, r1)]
+        out[f] = ([r[0] for r in rows], np.array([int(r[1]) for r in rows], np.int64),
+                  np.array([int(r[2]) for r in rows], np.int64), np.array([int(r[4]) for r in rows], np.int64))
     return out
 
 
@@ -205,14 +283,17 @@ def svg_tracks(region: Region, features: Sequence[str], pos: np.ndarray, probs: 
     return "".join(parts)
 
 
-def svg_histogram(lengths: np.ndarray, color: str, width: int = 260, height: int = 120) -> str:
-    """Histogram of interval lengths (bp) on log10-spaced bins."""
+def svg_histogram(lengths: np.ndarray, color: str, width: int = 260, height: int = 120,
+                  weights: Optional[np.ndarray] = None) -> str:
+    """Histogram of interval lengths (bp) on log10-spaced bins (``weights``: how many
+    intervals have each length; default one each)."""
     left, bottom, top = 34, 22, 6
     pw, ph = width - left - 6, height - bottom - top
     lengths = np.asarray(lengths)
     hi = max(float(lengths.max()) if len(lengths) else 10.0, 10.0)
     edges = np.logspace(0, math.log10(hi) + 1e-9, 21)
-    cnt, _ = np.histogram(lengths, bins=edges)
+    cnt, _ = np.histogram(lengths, bins=edges, weights=weights)
+    cnt = cnt.astype(np.int64)
     cmax = max(int(cnt.max()) if len(cnt) else 1, 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="plot">',
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ddd"/>']
@@ -322,26 +403,16 @@ def _df_table(df) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def default_regions(calls: Mapping[str, tuple], sizes: Mapping[str, int], n: int = 3,
+def default_regions(windows: Mapping[tuple[str, int], int], sizes: Mapping[str, int], n: int = 3,
                     width: int = 20_000) -> list[Region]:
     """The ``n`` windows of ``width`` bp (aligned, one per window) holding the most calls
-    (all features together), ties broken by genome order."""
-    counts: dict[tuple[str, int], int] = {}
-    for chroms, s, e, _ in calls.values():
-        if not len(s):
-            continue
-        chroms = np.asarray(chroms, dtype=object)
-        for c in dict.fromkeys(chroms.tolist()):
-            w = min(width, max(sizes.get(c, 0), 1))
-            b, k = np.unique(s[chroms == c] // w, return_counts=True)
-            for bi, ki in zip(b.tolist(), k.tolist()):
-                counts[(c, bi)] = counts.get((c, bi), 0) + ki
-    order = list(sizes)
-    best = sorted(counts.items(), key=lambda kv: (-kv[1], order.index(kv[0][0]) if kv[0][0] in sizes else 1e9, kv[0][1]))
+    (``windows``: (contig, window index) -> calls starting there, all features together),
+    ties broken by genome order."""
+    rank = {c: i for i, c in enumerate(sizes)}
+    best = sorted(windows.items(), key=lambda kv: (-kv[1], rank.get(kv[0][0], len(rank)), kv[0][1]))
     out = []
     for (c, b), _ in best[:n]:
-        w = min(width, max(sizes.get(c, 0), 1))
-        out.append((c, b * w, min((b + 1) * w, sizes.get(c, (b + 1) * w))))
+        out.append((c, b * width, min((b + 1) * width, sizes.get(c, (b + 1) * width))))
     return out
 
 
@@ -430,7 +501,7 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
     Returns:
         ``out_path``.
     """
-    run = _load_run(backbone_dir, plan, evaluation, timings, gene_evaluation, truth_genes, command)
+    run = _load_run(backbone_dir, plan, evaluation, timings, gene_evaluation, truth_genes, command, region_width)
     run.location = location or backbone_dir
     regions = [parse_region(r) if isinstance(r, str) else tuple(r) for r in (regions or [])]
     from .outputs import check_absent
@@ -454,10 +525,13 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
     return out_path
 
 
-def _load_run(backbone_dir, plan, evaluation, timings, gene_evaluation, truth_genes, command) -> _Run:
+def _load_run(backbone_dir, plan, evaluation, timings, gene_evaluation, truth_genes, command,
+              region_width) -> _Run:
     """Read everything the sections need (user errors before any writing)."""
     if not os.path.isdir(backbone_dir):
         raise GenosegError(f"output directory {backbone_dir} does not exist")
+    if int(region_width) < 1:
+        raise GenosegError(f"--region-width must be a positive number of bp, got {region_width}")
     plan = _load_json(plan, "plan")
     timings = _load_json(timings, "timings")
     evaluation = _load_evaluation(evaluation)
@@ -476,11 +550,11 @@ def _load_run(backbone_dir, plan, evaluation, timings, gene_evaluation, truth_ge
 
     summary = read_summary(calls_dir) if os.path.isdir(calls_dir) else None
     features = list(meta.get("features") or (summary or {}).get("features", {}).keys())
-    calls = _calls_table(calls_dir, features) if os.path.isdir(calls_dir) else {}
+    calls = _calls_table(calls_dir, features, region_width) if os.path.isdir(calls_dir) else {}
     predicted = dict((summary or {}).get("contigs", {}))
     sizes: dict[str, int] = {c: 0 for c in contigs or predicted}
-    for chroms, s, e, _ in calls.values():
-        for c, end in zip(chroms, e.tolist()):
+    for st in calls.values():
+        for c, end in st.ends.items():
             sizes[c] = max(sizes.get(c, 0), end)
     backbone = (meta.get("backbone") or (summary or {}).get("backbone")
                 or os.path.basename(os.path.normpath(backbone_dir)))
@@ -677,19 +751,18 @@ def _calls_section(run: _Run) -> str:
         H.append(f'<p class="warn">No calls found in {esc(run.calls_dir)}.</p>')
         return "".join(H)
     denom = run.total_bases or None
-    maxbp = max([int((e - s).sum()) for _, s, e, _ in calls.values()] + [1])
+    maxbp = max([st.bp for st in calls.values()] + [1])
     body = []
     for f in features:
         if f not in calls:
             continue
-        _, s, e, score = calls[f]
-        L = e - s
-        bp = int(L.sum())
+        st = calls[f]
+        bp = st.bp
         pct = f"{100 * bp / denom:.3f}%" if denom else "–"
-        med = f"{int(np.median(L)):,}" if len(L) else "–"
-        ms = f"{score.mean() / 1000:.2f}" if len(score) else "–"
+        med = f"{int(st.median_length()):,}" if st.count else "–"
+        ms = f"{st.score_sum / st.count / 1000:.2f}" if st.count else "–"
         body.append(f'<tr><td><span class="sw" style="background:{colors[f]}"></span>{esc(f)}</td>'
-                    f'<td class="n">{len(s):,}</td><td class="n">{bp:,}</td><td class="n">'
+                    f'<td class="n">{st.count:,}</td><td class="n">{bp:,}</td><td class="n">'
                     f'<span class="bar" style="width:{80 * bp / maxbp:.0f}px"></span>{pct}</td>'
                     f'<td class="n">{med}</td><td class="n">{ms}</td></tr>')
     H.append("<table><tr><th>feature</th><th>calls</th><th>bp covered</th><th>% of predicted bases</th>"
@@ -698,10 +771,10 @@ def _calls_section(run: _Run) -> str:
              'over the called bases.</p>')
     H.append("<h3>Length distributions</h3><div class=grid>")
     for f in features:
-        if f in calls and len(calls[f][1]):
-            L = calls[f][2] - calls[f][1]
-            H.append(f"<figure>{svg_histogram(L, colors[f])}<figcaption>{esc(f)} — {len(L):,} calls, "
-                     f"log-scaled length bins</figcaption></figure>")
+        if f in calls and calls[f].count:
+            L, k = calls[f].lengths()
+            H.append(f"<figure>{svg_histogram(L, colors[f], weights=k)}<figcaption>{esc(f)} — "
+                     f"{calls[f].count:,} calls, log-scaled length bins</figcaption></figure>")
     H.append("</div>")
     return "".join(H)
 
@@ -712,7 +785,11 @@ def _tracks_section(run: _Run, regions: list, region_width: int) -> str:
     H = ["<h2>Probability tracks</h2>"]
     features = run.features
     if not regions and run.calls:
-        regions = default_regions(run.calls, run.sizes, width=region_width)
+        windows: dict[tuple[str, int], int] = {}
+        for st in run.calls.values():
+            for key, k in st.windows.items():
+                windows[key] = windows.get(key, 0) + k
+        regions = default_regions(windows, run.sizes, width=region_width)
         if regions:
             H.append('<p class="note">Regions with the most calls (all features).</p>')
     if not regions:
@@ -731,7 +808,8 @@ def _tracks_section(run: _Run, regions: list, region_width: int) -> str:
         if not len(pos):
             H.append('<p class="note">No predictions in this region.</p>')
         rows = report_genes.gene_rows(reg, run.genes, run.truth_genes)
-        H.append(svg_tracks(reg, features, pos, probs, run.calls, run.colors, thresholds=thr, gene_rows=rows))
+        H.append(svg_tracks(reg, features, pos, probs, _region_calls(run.calls_dir, features, reg), run.colors,
+                            thresholds=thr, gene_rows=rows))
     return "".join(H)
 
 

@@ -22,10 +22,11 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .calls import _features_subset, open_dataset
-from . import store
+from .calls import _features_subset, _rows, open_dataset
+from . import frames, store
 from .errors import GenosegError
 from .outputs import atomic_path, escape_name
+from .parallel import check_threads, processes_for, run_jobs, split_round_robin
 
 log = logging.getLogger(__name__)
 
@@ -64,99 +65,78 @@ def fasta_sizes(path: str) -> dict[str, int]:
 
 
 def sizes_from_dataset(dataset_dir: str) -> dict[str, int]:
-    """Contig lengths inferred from the dataset: last predicted position + 1 (reads ``pos`` only)."""
-    sizes = {}
-    for contig in store.list_contigs(dataset_dir):
-        last = -1
-        for pos, _ in store.iter_predictions(dataset_dir, contig):
-            if len(pos):
-                last = int(pos[-1])
-        if last >= 0:
-            sizes[contig] = last + 1
-    return sizes
+    """Contig lengths inferred from the dataset: last predicted position + 1 (footer statistics)."""
+    return {c: e for c, e in frames.predicted_ends(dataset_dir, store.list_contigs(dataset_dir)).items() if e > 0}
 
 
-def _runs(pos: np.ndarray, vals: np.ndarray):
-    """Collapse consecutive bases with equal values into ``[start, end)`` runs."""
-    n = len(pos)
-    brk = np.empty(n, bool)
-    brk[0] = True
-    brk[1:] = (np.diff(pos) != 1) | (vals[1:] != vals[:-1])
-    idx = np.flatnonzero(brk)
-    starts = pos[idx]
-    last = np.empty(len(idx), np.int64)
-    last[:-1] = idx[1:] - 1
-    last[-1] = n - 1
-    return starts, pos[last] + 1, vals[idx]
+#: float value written for each stored code (``q / 255`` as the store decodes it).
+_VALUES = store.dequantize(np.arange(256, dtype=np.uint8)).astype(np.float64)
 
 
-def _add(bw, contig: str, pos: np.ndarray, vals: np.ndarray, b0: np.ndarray, b1: np.ndarray) -> int:
-    """Add one batch of one feature: runs of equal values as bedGraph entries when that
-    compresses (long flat stretches, the usual case), else fixed-step (span 1) entries per
-    contiguous block. Returns the number of entries written."""
-    s, e, v = _runs(pos, vals)
-    if len(s) * 4 <= len(pos):
-        bw.addEntries([contig] * len(s), s, ends=e, values=v)
-        return len(s)
-    for a, b in zip(b0.tolist(), b1.tolist()):
+def _write_piece(bw, contig: str, pos: np.ndarray, q: np.ndarray) -> int:
+    """Entries of one feature over consecutive rows of one contig: runs of equal codes as
+    bedGraph entries where that compresses (flat stretches: the usual case), else
+    fixed-step (span 1) entries per contiguous block. Returns the number of entries."""
+    n = pos.size
+    gap = np.diff(pos) != 1
+    brk = np.flatnonzero(gap | (q[1:] != q[:-1])) + 1
+    if (brk.size + 1) * 4 <= n:
+        first = np.concatenate(([0], brk))
+        last = np.append(brk, n) - 1
+        bw.addEntries([contig] * first.size, pos[first], ends=pos[last] + 1, values=_VALUES[q[first]])
+        return int(first.size)
+    cuts = np.concatenate(([0], np.flatnonzero(gap) + 1, [n]))
+    vals = _VALUES[q]
+    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
         bw.addEntries(contig, int(pos[a]), values=vals[a:b], span=1, step=1)
-    return len(pos)
+    return n
 
 
-def _write_group(dataset_dir, tmp, feats, fidx, names, header, contigs, batch_rows) -> tuple[int, int]:
-    """Write the bigWigs of ``feats`` (columns ``fidx``) into ``tmp``: one pass over the
-    dataset. Returns (bases, entries)."""
+def _write_group(dataset_dir, tmp, feats, names, header, contigs, batch_rows) -> tuple[int, int]:
+    """Write the bigWigs of ``feats`` into ``tmp``: one pass over the dataset (contigs in
+    header order). Returns (bases, entries)."""
     import pyBigWig
 
-    contigs = set(contigs)
     bases = entries = 0
-    bws = {}
+    bws = []
     try:
         for f in feats:
             bw = pyBigWig.open(os.path.join(tmp, names[f]), "w")
             if bw is None:
                 raise GenosegError(f"cannot create bigWig in {tmp}")
             bw.addHeader(header, maxZooms=10)
-            bws[f] = bw
-        for contig, size in header:
-            if contig not in contigs:
-                continue
-            for pos, probs in store.iter_predictions(dataset_dir, contig, batch_rows=batch_rows):
-                if len(pos) == 0:
-                    continue
-                if pos[-1] >= size:
-                    raise GenosegError(f"predictions on {contig!r} reach position {int(pos[-1])}, beyond its "
-                                       f"length {size} in the chromosome sizes")
-                pos = np.asarray(pos, np.int64)
-                bases += len(pos)
-                blk = np.flatnonzero(np.diff(pos) != 1) + 1  # contiguous blocks of the batch
-                b0 = np.concatenate(([0], blk))
-                b1 = np.concatenate((blk, [len(pos)]))
-                for f, j in zip(feats, fidx):
-                    vals = np.ascontiguousarray(probs[:, j], dtype=np.float64)
-                    entries += _add(bws[f], contig, pos, vals, b0, b1)
+            bws.append(bw)
+        for fr in frames.iter_frames(dataset_dir, contigs, feats, batch_rows):
+            bases += fr.n
+            ends = np.cumsum(fr.piece_len)
+            for cid, a, b in zip(fr.piece_cid.tolist(), (ends - fr.piece_len).tolist(), ends.tolist()):
+                pos = fr.pos[a:b]
+                for k, bw in enumerate(bws):
+                    entries += _write_piece(bw, contigs[cid], pos, fr.codes[k, a:b])
     finally:
-        for bw in bws.values():
+        for bw in bws:
             bw.close()
     return bases, entries
 
 
 def write_tracks(dataset_dir: str, tracks_dir: str,
                  chrom_sizes: Union[Mapping[str, int], str, None] = None, overwrite: bool = False, *,
-                 features: Optional[Sequence[str]] = None, batch_rows: int = 1_000_000,
-                 workers: int = 1) -> dict:
+                 features: Optional[Sequence[str]] = None, batch_rows: Optional[int] = None,
+                 threads: Optional[int] = 1, workers: Optional[int] = None) -> dict:
     """Write ``<tracks_dir>/<feature>.bw`` for each feature of a prediction dataset.
 
     Args:
         dataset_dir: ``OUTDIR/<backbone>/predictions``.
         tracks_dir: output directory, created atomically (appears only when complete).
         chrom_sizes: contig → length (bp) in header order, or a path to a ``.fai``; None:
-            contigs of the dataset with last position + 1 (an extra pass over ``pos``).
+            contigs of the dataset with last position + 1. Every contig of the
+            predictions must be in it, no longer than it says (checked first).
         overwrite: replace an existing ``tracks_dir`` (else GenosegError).
         features: subset of features (default all).
-        batch_rows: rows per streamed batch.
-        workers: processes writing files in parallel (features are split between them;
-            each streams the dataset once). bigWig writing (zoom levels) is CPU-bound.
+        batch_rows: rows per streamed frame.
+        threads: worker processes (features are split between them, each streams the
+            dataset once; files are identical whatever the number); ``None``: the
+            task's cores. ``workers``: deprecated name of ``threads``.
 
     Returns:
         dict with ``files`` (feature → file name), ``bases``, ``entries``, ``seconds``.
@@ -165,32 +145,23 @@ def write_tracks(dataset_dir: str, tracks_dir: str,
     meta = open_dataset(dataset_dir)
     all_features = list(meta["features"])
     feats = _features_subset(all_features, features)
-    fidx = [all_features.index(f) for f in feats]
+    threads = check_threads(workers if workers is not None and threads in (None, 1) else threads)
+    source = "the chromosome sizes given"
     if isinstance(chrom_sizes, (str, os.PathLike)):
-        chrom_sizes = read_fai(os.fspath(chrom_sizes))
+        source, chrom_sizes = os.fspath(chrom_sizes), read_fai(os.fspath(chrom_sizes))
     elif chrom_sizes is None:
         chrom_sizes = sizes_from_dataset(dataset_dir)
     chrom_sizes = {str(k): int(v) for k, v in chrom_sizes.items()}
-    contigs = set(store.list_contigs(dataset_dir))
-    missing = sorted(contigs - set(chrom_sizes))
-    if missing:
-        raise GenosegError(f"contig(s) {', '.join(map(repr, missing[:5]))} of the predictions are not in the "
-                           f"chromosome sizes (.fai); use the FASTA the predictions were made from")
+    have = set(store.list_contigs(dataset_dir))
+    frames.check_sizes(dataset_dir, sorted(have), chrom_sizes, source)
     names = {f: escape_name(f) + ".bw" for f in feats}
     header = [(c, n) for c, n in chrom_sizes.items() if n > 0]
+    contigs = [c for c, _ in header if c in have]
     result = {"files": names, "bases": 0, "entries": 0}
     with atomic_path(tracks_dir, overwrite=overwrite, is_dir=True) as tmp:
-        workers = max(1, min(int(workers or 1), len(feats)))
-        groups = [list(range(k, len(feats), workers)) for k in range(workers)]
-        jobs = [(dataset_dir, tmp, [feats[i] for i in g], [fidx[i] for i in g], names, header, sorted(contigs),
-                 batch_rows) for g in groups if g]
-        if len(jobs) == 1:
-            parts = [_write_group(*jobs[0])]
-        else:
-            import concurrent.futures as cf
-            import multiprocessing as mp
-            with cf.ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("spawn")) as ex:
-                parts = list(ex.map(_write_group, *zip(*jobs)))
+        groups = split_round_robin(len(feats), processes_for(threads, _rows(meta, contigs)))
+        jobs = [(dataset_dir, tmp, [feats[i] for i in g], names, header, contigs, batch_rows) for g in groups]
+        parts = run_jobs(_write_group, jobs, len(jobs))
         result["bases"] = parts[0][0]
         result["entries"] = sum(e for _, e in parts)
     result["seconds"] = round(time.time() - t0, 3)

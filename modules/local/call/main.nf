@@ -22,6 +22,7 @@ process GENOSEG_CALL {
     genoseg call \\
         --predictions ${predictions} \\
         --fai ${fai} \\
+        --threads ${task.cpus} \\
         --outdir calls \\
         ${args}
 

@@ -20,7 +20,7 @@ process GENOSEG_TRACKS {
     genoseg tracks \\
         --predictions ${predictions} \\
         --fai ${fai} \\
-        --workers ${task.cpus} \\
+        --threads ${task.cpus} \\
         --outdir tracks \\
         ${args}
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..device import add_device_options
+from ..parallel import add_threads_option
 from .plan import add_index_options, add_plan_options, contig_list
 
 
@@ -28,10 +30,12 @@ def register(sub) -> None:
     p.add_argument("--truth-genes", default=None,
                    help="reference gene models GFF3 (e.g. truth_genes.gff3 of genoseg simulate): score the gene "
                         "models (OUTDIR/<backbone>/evaluation_genes.tsv, shown in the report)")
+    add_threads_option(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs (all of them, when the run succeeds); starts clean")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="discard the finished chunks of an interrupted run instead of reusing them")
+    add_device_options(p)
     p.set_defaults(func=run)
 
 
@@ -40,9 +44,12 @@ def run(args: argparse.Namespace) -> int:
     import shlex
 
     from ..annotate import annotate
+    from ..device import log_cache_stats, setup_from_args
 
+    setup_from_args(args)
     options = dataclasses.replace(options_from_args(args), command_line=shlex.join(["genoseg", *args.argv]))
     annotate(args.fasta, args.outdir, args.model, options)
+    log_cache_stats()
     return 0
 
 

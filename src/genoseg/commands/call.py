@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..parallel import add_threads_option
+
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +35,10 @@ def register(sub) -> None:
     p.add_argument("--merge-gap", action="append", default=[], metavar="FEATURE=N",
                    help="merge calls separated by at most N bp; repeatable")
     p.add_argument("--features", default=None, help="comma-separated subset of features to call (default: all)")
-    p.add_argument("--fai", default=None, help="FASTA .fai for ##sequence-region lengths (default: last predicted base)")
+    p.add_argument("--fai", default=None,
+                   help="FASTA .fai for ##sequence-region lengths (default: last predicted base); every contig "
+                        "of the predictions must be in it, no longer than it says")
+    add_threads_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --outdir")
     p.set_defaults(func=run)
 
@@ -73,11 +78,11 @@ def parse_overrides(thresholds, min_lengths, merge_gaps) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..calls import call_dataset
-    from ..tracks import read_fai
+    from ..parallel import check_threads
 
+    threads = check_threads(args.threads)
     params = parse_overrides(args.threshold, args.min_length, args.merge_gap)
     features = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
-    sizes = read_fai(args.fai) if args.fai else None
     call_dataset(args.predictions, args.outdir, params, overwrite=args.overwrite, features=features,
-                 chrom_sizes=sizes)
+                 chrom_sizes=args.fai, threads=threads)
     return 0

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..parallel import add_threads_option
+
 
 def add_decoder_options(p) -> None:
     """Decoder settings (shared with ``annotate``); defaults from ``DecoderParams``."""
@@ -45,28 +47,17 @@ def register(sub) -> None:
     p.add_argument("--outdir", required=True, help="output directory (genes.gff3, proteins.faa, transcripts.bed)")
     p.add_argument("--contigs", default=None, help="comma-separated contigs to decode (default: all predicted)")
     p.add_argument("--contig-regex", default=None, help="decode contigs whose name matches this regular expression")
-    p.add_argument("--threads", type=int, default=None,
-                   help="regions decoded in parallel (default: the CPUs available to this process)")
+    add_threads_option(p)
     add_decoder_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --outdir")
     p.set_defaults(func=run)
 
 
-def default_threads() -> int:
-    """CPUs available to this process (Slurm/Nextflow limits respected via affinity)."""
-    import os
-
-    for var in ("SLURM_CPUS_PER_TASK", "NXF_TASK_CPUS"):
-        if os.environ.get(var, "").isdigit():
-            return max(1, int(os.environ[var]))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..genes import predict_genes
+    from ..parallel import check_threads
     from .plan import contig_list
 
     predict_genes(args.predictions, args.fasta, args.outdir, decoder_params(args), contigs=contig_list(args.contigs),
-                  contig_regex=args.contig_regex, threads=default_threads() if args.threads is None else args.threads,
-                  overwrite=args.overwrite)
+                  contig_regex=args.contig_regex, threads=check_threads(args.threads), overwrite=args.overwrite)
     return 0

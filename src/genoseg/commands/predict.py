@@ -1,27 +1,29 @@
 """``genoseg predict``: per-base predictions for the bases one chunk owns (Parquet).
 
-Exit status 75 (EX_TEMPFAIL) means the accelerator ran out of memory: retry with a
-smaller ``--batch-size`` (the Nextflow pipeline does this automatically).
+The log starts with the device the model runs on (``--device``; ``gpu`` never falls
+back to the CPU). Exit statuses: 69 = ``--device gpu`` but no GPU is visible; 75
+(EX_TEMPFAIL) = the accelerator ran out of memory while loading, compiling or
+predicting: retry with a smaller ``--batch-size`` (the Nextflow pipeline does this
+automatically).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
+from ..device import EXIT_DEVICE_OOM, add_device_options, is_device_oom  # noqa: F401 - re-exported
 from .plan import add_index_options
 
 log = logging.getLogger(__name__)
-
-EXIT_DEVICE_OOM = 75
 
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="predict one chunk of a plan", description=__doc__)
     p.add_argument("--fasta", required=True, help="the FASTA the plan was made from")
     add_index_options(p)
-    p.add_argument("--model", required=True, help="model directory (published jax_model/ layout)")
+    p.add_argument("--model", required=True,
+                   help="model directory (published jax_model/ layout, or converted by genoseg convert-model)")
     p.add_argument("--chunk", required=True, help="chunk file (PLAN/chunks/chunk_NNNNN.json)")
     p.add_argument("--out", required=True, help="output Parquet file")
     p.add_argument("--backbone", default=None, help="backbone (default: inferred from the files)")
@@ -30,10 +32,12 @@ def register(sub) -> None:
     p.add_argument("--reverse-complement", action="store_true",
                    help="average with the reverse-complement prediction (2x compute)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_device_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..device import log_cache_stats, setup_from_args
     from ..fasta import Fasta
     from ..models import load_model
     from ..outputs import check_absent
@@ -41,22 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_absent(args.out, args.overwrite)
     chunk = read_chunk(args.chunk)
+    setup_from_args(args)  # before the weights: --device gpu without a GPU stops here
     model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)
-    try:
-        with Fasta(args.fasta, check_duplicates=False, fai=args.fai, gzi=args.gzi) as fa:
-            predict_chunk(model, fa, chunk, args.out, batch_size=args.batch_size,
-                          reverse_complement=args.reverse_complement, overwrite=args.overwrite)
-    except Exception as exc:  # noqa: BLE001 - only device OOM is translated
-        if not is_device_oom(exc):
-            raise
-        print(f"genoseg predict: error: out of accelerator memory with --batch-size {args.batch_size}; "
-              f"retry with a smaller --batch-size (exit status {EXIT_DEVICE_OOM})", file=sys.stderr)
-        log.debug("device OOM", exc_info=exc)
-        return EXIT_DEVICE_OOM
+    with Fasta(args.fasta, check_duplicates=False, fai=args.fai, gzi=args.gzi) as fa:
+        predict_chunk(model, fa, chunk, args.out, batch_size=args.batch_size,
+                      reverse_complement=args.reverse_complement, overwrite=args.overwrite)
+    log_cache_stats()
     return 0
-
-
-def is_device_oom(exc: BaseException) -> bool:
-    """True for XLA's out-of-memory errors (``RESOURCE_EXHAUSTED``) on any backend."""
-    text = str(exc)
-    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text

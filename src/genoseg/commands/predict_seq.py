@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from ..device import add_device_options
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +22,18 @@ def register(sub) -> None:
     g.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16"])
     o = p.add_argument_group("output")
     o.add_argument("--out", default="-", help="TSV output (default: stdout): seq, pos, one column per feature")
+    add_device_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..device import log_cache_stats, setup_from_args
     from ..errors import GenosegError
     from ..models import load_model
 
     if not args.sequence:
         raise GenosegError("give at least one --sequence")
+    setup_from_args(args)
     model = load_model(args.model, backbone=args.backbone, rescaling_factor=args.rescaling_factor,
                        compute_dtype=args.compute_dtype)
     probs = model.predict(args.sequence)
@@ -44,4 +48,5 @@ def run(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     log.info("predicted %d sequence(s) of %d bases with %s", len(args.sequence), len(args.sequence[0]), model.backbone)
+    log_cache_stats()
     return 0

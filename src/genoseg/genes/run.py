@@ -110,8 +110,9 @@ def predict_genes(dataset_dir: str, fasta: str, outdir: str, params: Optional[De
     from ..fasta import Fasta
 
     t0 = time.perf_counter()
-    if threads < 1:
-        raise GenosegError(f"--threads must be >= 1, got {threads}")
+    from ..parallel import check_threads
+
+    threads = check_threads(threads)
     meta = open_dataset(dataset_dir)
     if not {"exon", "intron"} & set(meta["features"]):
         raise GenosegError(f"{dataset_dir}: gene models need exon and/or intron probabilities; the model predicts "

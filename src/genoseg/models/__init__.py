@@ -25,12 +25,16 @@ __all__ = ["BACKBONES", "SegmentationModel", "detect_backbone", "load_model"]
 
 
 def detect_backbone(path: str) -> str:
-    """Infer the backbone from the files of a model directory.
+    """Infer the backbone of a model directory, from what it says it is first:
 
-    SegmentNT directories hold ``jax_model/pytree_ckpt.joblib`` (multi-species when the
-    directory name or ``config.json`` says so); Enformer and Borzoi ones hold
-    ``jax_model/params.joblib``, told apart by ``config.json`` or the checkpoint's
-    top-level module name.
+    1. ``config.json``'s ``backbone``;
+    2. provenance: ``convert.json`` / ``fetch.json`` (written by genoseg), or the Hugging
+       Face cache layout ``models--<owner>--<backbone>/snapshots/<commit>/`` the
+       directory sits in;
+    3. the files: ``jax_model/pytree_ckpt.*`` is SegmentNT (multi-species when the
+       directory name says so), ``jax_model/params.*`` is SegmentEnformer or
+       SegmentBorzoi, told apart by ``config.json``, the directory name or the
+       checkpoint's top-level module.
     """
     jax_dir = os.path.join(path, "jax_model")
     if not os.path.isdir(path):
@@ -38,21 +42,24 @@ def detect_backbone(path: str) -> str:
     cfg = read_config_json(path)
     if cfg.get("backbone") in BACKBONES:
         return cfg["backbone"]
-    if os.path.isfile(os.path.join(jax_dir, "pytree_ckpt.joblib")):
-        name = os.path.basename(os.path.normpath(path)).lower()
+    recorded = provenance_backbone(path)
+    if recorded:
+        return recorded
+    name = os.path.basename(os.path.normpath(path)).lower()
+    if _checkpoint_file(jax_dir, "pytree_ckpt"):
         return "segment_nt_multi_species" if "multi_species" in name else "segment_nt"
-    if os.path.isfile(os.path.join(jax_dir, "params.joblib")):
+    params = _checkpoint_file(jax_dir, "params")
+    if params:
         if "posiional_encoding_type" in cfg or cfg.get("positional_encoding_type") == "borzoi":
             return "segment_borzoi"
         if cfg.get("positional_encoding_type") == "enformer":
             return "segment_enformer"
-        name = os.path.basename(os.path.normpath(path)).lower()
         for bb in ("segment_borzoi", "segment_enformer"):
             if bb.split("_")[1] in name:
                 return bb
-        from ..checkpoint import load_params_tree
+        from ..checkpoint import tree_modules
 
-        top = {k.split("/", 1)[0] for k in load_params_tree(os.path.join(jax_dir, "params.joblib"))}
+        top = {k.split("/", 1)[0] for k in tree_modules(params)}
         if "Borzoi" in top:
             return "segment_borzoi"
         if "Enformer" in top:
@@ -62,6 +69,32 @@ def detect_backbone(path: str) -> str:
         "pytree_ckpt.joblib (SegmentNT) or jax_model/params.joblib + state.joblib "
         "(SegmentEnformer/SegmentBorzoi); pass backbone= to choose explicitly"
     )
+
+
+def provenance_backbone(path: str) -> Optional[str]:
+    """The backbone recorded by genoseg (``convert.json``, ``fetch.json``: its
+    ``backbone``, or the published repository it names) or implied by the Hugging Face
+    cache folder ``models--<owner>--<name>/snapshots/<commit>`` holding ``path``."""
+    from ..convert import read_record
+
+    record = read_record(path) or {}
+    fetched = read_json(os.path.join(path, "fetch.json"), "fetch record", CheckpointError, default={})
+    fetched = fetched if isinstance(fetched, dict) else {}
+    candidates = [record.get("backbone"), fetched.get("backbone"),
+                  str(fetched.get("repo") or "").rpartition("/")[2]]
+    snapshot = os.path.dirname(os.path.abspath(path))
+    repo_dir = os.path.basename(os.path.dirname(snapshot))
+    if os.path.basename(snapshot) == "snapshots" and repo_dir.startswith("models--"):
+        candidates.append(repo_dir.rpartition("--")[2])
+    return next((c for c in candidates if c in BACKBONES), None)
+
+
+def _checkpoint_file(jax_dir: str, stem: str) -> Optional[str]:
+    for ext in (".safetensors", ".joblib"):
+        f = os.path.join(jax_dir, stem + ext)
+        if os.path.isfile(f):
+            return f
+    return None
 
 
 def read_config_json(path: str) -> dict:
@@ -83,14 +116,20 @@ def load_model(path: str | os.PathLike, backbone: Optional[str] = None,
     """Load a segmentation model from a directory in the published layout.
 
     Args:
-        path: model directory (``jax_model/...``, optionally ``config.json``).
+        path: model directory (``jax_model/...``, optionally ``config.json``), in the
+            published joblib layout or converted by :func:`genoseg.convert.convert_model`
+            (then every file is verified against ``convert.json`` and no pickle is read).
         backbone: one of :data:`BACKBONES`; inferred from the files when ``None``.
         rescaling_factor: SegmentNT only: rotary rescaling at inference (``None`` =
             training value). See ``genoseg.models.segment_nt``.
         compute_dtype: ``"float32"`` or ``"bfloat16"``.
         **options: backbone-specific options (e.g. ``attention`` for SegmentNT).
     """
+    from ..convert import verify_converted
+    from ..device import current_device
+
     path = os.fspath(path)
+    verify_converted(path)  # a converted directory: every file checked before any is read
     if backbone is None:
         backbone = detect_backbone(path)
     if backbone not in BACKBONES:
@@ -100,8 +139,11 @@ def load_model(path: str | os.PathLike, backbone: Optional[str] = None,
     if window is not None and "window_length" not in options:
         options["window_length"] = int(window)
     if backbone.startswith("segment_nt"):
-        return module.load(path, backbone=backbone, rescaling_factor=rescaling_factor,
-                           compute_dtype=compute_dtype, **options)
-    if rescaling_factor is not None:
+        model = module.load(path, backbone=backbone, rescaling_factor=rescaling_factor,
+                            compute_dtype=compute_dtype, **options)
+    elif rescaling_factor is not None:
         raise ValueError("rescaling_factor applies to SegmentNT models only")
-    return module.load(path, backbone=backbone, compute_dtype=compute_dtype, **options)
+    else:
+        model = module.load(path, backbone=backbone, compute_dtype=compute_dtype, **options)
+    model.device = str(current_device())  # recorded with the predictions
+    return model

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..checkpoint import load_params_tree
+from ..checkpoint import read_model_tree
 from ..errors import CheckpointError
 from ..features import PUBLISHED_FEATURES
 from .base import SegmentationModel, encode_bases, resolve_dtype
@@ -117,18 +117,9 @@ def read_config(path: str, cls, owner: str):
 
 
 def read_checkpoint(path: str) -> tuple[dict, dict]:
-    """``(params, state)`` trees from ``jax_model/params.joblib`` and ``state.joblib``."""
-    jax_dir = os.path.join(path, "jax_model")
-    out = []
-    for name in ("params", "state"):
-        f = os.path.join(jax_dir, f"{name}.joblib")
-        if not os.path.isfile(f):
-            raise CheckpointError(
-                f"{f} not found: a SegmentEnformer/SegmentBorzoi model directory needs "
-                "jax_model/params.joblib and jax_model/state.joblib"
-            )
-        out.append(load_params_tree(f))
-    return out[0], out[1]
+    """``(params, state)`` trees from ``jax_model/params`` and ``state`` (joblib, or
+    safetensors in a converted directory)."""
+    return read_model_tree(path, "params"), read_model_tree(path, "state")
 
 
 # ------------------------------------------------------------------- layers

@@ -133,7 +133,7 @@ def cast_params(tree: dict, dtype, keep_float32: Callable[[str], bool]) -> dict:
     for mod, leaves in tree.items():
         keep = keep_float32(mod)
         out[mod] = {
-            k: (v if keep or not jnp.issubdtype(v.dtype, jnp.floating) else v.astype(dtype))
+            k: (v if keep or not jnp.issubdtype(v.dtype, jnp.floating) else v.astype(dtype, copy=False))
             for k, v in leaves.items()
         }
     return out

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..checkpoint import load_params_tree
+from ..checkpoint import read_model_tree
 from ..errors import CheckpointError
 from ..jsonfile import read_json
 from .base import SegmentationModel, encode_bases, resolve_dtype
@@ -318,7 +318,7 @@ def load(path: str, backbone: str = "segment_nt", rescaling_factor: Optional[flo
         cfg = SegmentNTConfig.from_hyperparams(hp)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}/jax_model/hyperparams.json: {exc}") from exc
-    tree = load_params_tree(os.path.join(path, "jax_model", "pytree_ckpt.joblib"))
+    tree = read_model_tree(path, "pytree_ckpt")
     return build_model(cfg, tree, backbone=backbone, rescaling_factor=rescaling_factor,
                        compute_dtype=compute_dtype, attention=attention,
                        window_length=window_length, source=path)

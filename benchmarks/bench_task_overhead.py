@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Fixed cost of a ``genoseg predict`` task, at the published SegmentNT size.
+
+Subcommands (more may be added beside them; each is one ``cmd_<name>`` function):
+
+``startup``
+    Writes a SegmentNT checkpoint in the published layout with random weights
+    (29 layers, width 1024: ~500M parameters, ~2 GB joblib) into a temporary
+    directory, converts it with ``genoseg convert-model``, then measures, each in a
+    fresh child process and as the median of ``--repeats`` runs:
+
+    - ``start``: interpreter + ``import jax`` + genoseg's model code + JAX backend start;
+    - ``load joblib``: ``load_model`` of the published pickle (restricted unpickler),
+      split into reading the tree into host memory and the whole call (reading,
+      shape checks, placing on the device);
+    - ``load safetensors``: the same for the converted copy, whole call including the
+      SHA-256 verification, which is also timed on its own;
+    - ``compile cold``: trace, lower and XLA-compile the forward pass for one window
+      shape with an empty persistent compilation cache (``--jax-cache-dir``), and
+      ``compile warm``: the same in a new process once the cache holds the entry.
+
+    Run on the CPU by default (``JAX_PLATFORMS`` decides); pass ``--window``/``--batch``
+    for the shape (default 30,000 bp, batch 1: the published window).
+
+Usage::
+
+    python benchmarks/bench_task_overhead.py startup [--repeats 3] [--window 30000] [--json out.json]
+
+The checkpoint and caches live in ``--workdir`` (default: a temporary directory,
+removed afterwards): ~4.5 GB of disk and ~8 GB of memory at the published size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+GOLDEN = ROOT / "tests" / "data" / "golden"
+
+#: hyperparams.json of the published InstaDeepAI/segment_nt (NT-v2 500M multi-species
+#: trunk); the features come from the golden file in the same layout.
+PUBLISHED_NT = dict(k_for_kmers=6, max_positions=2048, embed_scale=1.0, emb_layer_norm_before=False,
+                    key_dim=64, attention_heads=16, embed_dim=1024, ffn_embed_dim=4096, num_layers=29,
+                    positional_embedding=None, add_bias_kv=False, add_bias_ffn=False, use_glu_in_ffn=True,
+                    ffn_activation_name="swish", use_rotary_embedding=True, token_dropout=False,
+                    masking_ratio=0.0, masking_prob=0.0, rescaling_factor=5000 / 2048)
+
+
+# ----------------------------------------------------------------- children
+def child(code: str, env: dict | None = None, timeout: float = 3600) -> tuple[float, dict]:
+    """Run ``code`` in a fresh interpreter; returns (wall seconds, the JSON it prints last)."""
+    full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}):\n{code}\n{proc.stderr[-4000:]}")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    return wall, (json.loads(lines[-1]) if lines else {})
+
+
+def median_of(runs: list[float]) -> dict:
+    return {"median_s": round(statistics.median(runs), 3), "runs_s": [round(r, 3) for r in runs]}
+
+
+MAKE_CHECKPOINT = """
+import json, os, time, joblib, numpy as np
+from genoseg.models.segment_nt import SegmentNTConfig, random_params
+hp = json.loads({hp!r})
+cfg = SegmentNTConfig.from_hyperparams(hp)
+t0 = time.perf_counter()
+tree = random_params(cfg, seed=0)
+out = {out!r}
+os.makedirs(os.path.join(out, "jax_model"), exist_ok=True)
+with open(os.path.join(out, "jax_model", "hyperparams.json"), "w") as fh:
+    json.dump(hp, fh, indent=1)
+joblib.dump(tree, os.path.join(out, "jax_model", "pytree_ckpt.joblib"))
+n = sum(a.size for m in tree.values() for a in m.values())
+print(json.dumps({{"parameters": int(n), "seconds": time.perf_counter() - t0}}))
+"""
+
+START = """
+import json, time
+t0 = time.perf_counter()
+import jax
+import genoseg.models, genoseg.models.segment_nt
+from genoseg.device import select_device
+info = select_device("auto")
+print(json.dumps({"in_process_s": time.perf_counter() - t0, "device": str(info)}))
+"""
+
+LOAD = """
+import json, time, gc, jax
+from genoseg.checkpoint import read_model_tree
+from genoseg.convert import verify_converted
+from genoseg.models import load_model
+path = {path!r}
+t0 = time.perf_counter(); verified = verify_converted(path) is not None; t1 = time.perf_counter()
+tree = read_model_tree(path, "pytree_ckpt"); t2 = time.perf_counter()
+del tree; gc.collect()
+t3 = time.perf_counter()
+model = load_model(path)
+jax.block_until_ready(model._params)
+t4 = time.perf_counter()
+print(json.dumps({{"verify_s": t1 - t0 if verified else None, "read_tree_s": t2 - t1, "load_model_s": t4 - t3,
+                  "device": model.device}}))
+"""
+
+COMPILE = """
+import json, time, jax, numpy as np
+from genoseg.device import enable_compilation_cache
+stats = enable_compilation_cache({cache!r})
+from genoseg.models import load_model
+model = load_model({path!r})
+tokens = model.tokenize(["ACGT" * ({window} // 4)] * {batch})
+t0 = time.perf_counter()
+model._probs.lower(model._params, model._state, tokens).compile()
+dt = time.perf_counter() - t0
+print(json.dumps({{"compile_s": dt, "hits": stats.hits, "misses": stats.misses, "tokens": list(tokens.shape)}}))
+"""
+
+
+# ----------------------------------------------------------------- startup
+def cmd_startup(args) -> dict:
+    work = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="genoseg_overhead_"))
+    try:
+        return _startup(args, work)
+    finally:
+        if not args.workdir and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _startup(args, work: pathlib.Path) -> dict:
+    hp = dict(PUBLISHED_NT, features=json.loads(
+        (GOLDEN / "segment_nt_tiny/jax_model/hyperparams.json").read_text())["features"])
+    if args.layers:
+        hp["num_layers"] = args.layers
+    published, converted = work / "segment_nt", work / "segment_nt_converted"
+    result: dict = {"window": args.window, "batch": args.batch, "repeats": args.repeats,
+                    "jax_platforms": os.environ.get("JAX_PLATFORMS", "")}
+    if not (published / "jax_model/pytree_ckpt.joblib").is_file():
+        print(f"writing a random {hp['num_layers']}-layer SegmentNT checkpoint to {published} ...", flush=True)
+        _, made = child(MAKE_CHECKPOINT.format(hp=json.dumps(hp), out=str(published)))
+        result["parameters"] = made["parameters"]
+    if not converted.is_dir():
+        wall, _ = child(f"from genoseg.cli import main; raise SystemExit(main(['-q', 'convert-model', "
+                        f"'--model', {str(published)!r}, '--outdir', {str(converted)!r}]))")
+        result["convert_s"] = round(wall, 2)
+    result["joblib_bytes"] = (published / "jax_model/pytree_ckpt.joblib").stat().st_size
+    result["safetensors_bytes"] = (converted / "jax_model/pytree_ckpt.safetensors").stat().st_size
+
+    steps = {"start": [], "start_in_process": [], "load_joblib": [], "read_joblib": [],
+             "load_safetensors": [], "read_safetensors": [], "verify_sha256": [],
+             "compile_cold": [], "compile_warm": []}
+    for r in range(args.repeats):
+        print(f"repeat {r + 1}/{args.repeats} ...", flush=True)
+        wall, out = child(START)
+        steps["start"].append(wall)
+        steps["start_in_process"].append(out["in_process_s"])
+        result["device"] = out["device"]
+        _, out = child(LOAD.format(path=str(published)))
+        steps["load_joblib"].append(out["load_model_s"])
+        steps["read_joblib"].append(out["read_tree_s"])
+        _, out = child(LOAD.format(path=str(converted)))
+        steps["load_safetensors"].append(out["load_model_s"])
+        steps["read_safetensors"].append(out["read_tree_s"])
+        steps["verify_sha256"].append(out["verify_s"])
+        cache = work / f"xla_cache_{r}"
+        shutil.rmtree(cache, ignore_errors=True)
+        code = COMPILE.format(cache=str(cache), path=str(converted), window=args.window, batch=args.batch)
+        _, cold = child(code)
+        _, warm = child(code)
+        if cold["misses"] < 1 or warm["hits"] < 1 or warm["misses"]:
+            raise RuntimeError(f"persistent cache not used as expected: cold {cold}, warm {warm}")
+        steps["compile_cold"].append(cold["compile_s"])
+        steps["compile_warm"].append(warm["compile_s"])
+        result["tokens"] = cold["tokens"]
+    result["steps"] = {k: median_of(v) for k, v in steps.items() if v}
+    return result
+
+
+def report_startup(res: dict) -> str:
+    s = {k: v["median_s"] for k, v in res["steps"].items()}
+    gb = res["joblib_bytes"] / 1e9
+    rows = [
+        ("interpreter + JAX start (fresh process, wall)", s["start"]),
+        (f"load_model, published joblib ({gb:.2f} GB)", s["load_joblib"]),
+        ("   of which reading the pickle into host memory", s["read_joblib"]),
+        ("load_model, converted safetensors (incl. SHA-256)", s["load_safetensors"]),
+        ("   of which SHA-256 verification", s["verify_sha256"]),
+        ("   of which reading the safetensors file", s["read_safetensors"]),
+        (f"compile, empty cache ({res['window']} bp x {res['batch']})", s["compile_cold"]),
+        ("compile, warm persistent cache (new process)", s["compile_warm"]),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"device: {res.get('device')}   repeats: {res['repeats']} (medians)"]
+    lines += [f"{name:<{width}}  {sec:8.2f} s" for name, sec in rows]
+    if "convert_s" in res:
+        lines.append(f"{'(one-off) genoseg convert-model':<{width}}  {res['convert_s']:8.2f} s")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("startup", help="start-up, weight loading and compile times (published SegmentNT size)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--window", type=int, default=30_000, help="window in bp (multiple of 24; default 30,000)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--layers", type=int, default=None, help="fewer layers than the published 29 (quick runs)")
+    p.add_argument("--workdir", default=None, help="keep the checkpoint and caches here (reused when present)")
+    p.add_argument("--keep", action="store_true", help="do not delete the temporary directory")
+    p.add_argument("--json", default=None, help="also write the results as JSON here")
+    p.set_defaults(run=cmd_startup, report=report_startup)
+    args = ap.parse_args(argv)
+    res = args.run(args)
+    print(args.report(res))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
