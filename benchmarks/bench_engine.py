@@ -182,6 +182,7 @@ def _stage_child(stage: str, work: str, length: int, threads: int) -> dict:
 
     ds = os.path.join(work, "out", "segment_nt", "predictions")
     bdir = os.path.dirname(ds)
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     extra = {}
     if stage == "plan":
@@ -222,7 +223,16 @@ def _stage_child(stage: str, work: str, length: int, threads: int) -> dict:
             for pos, codes in store.iter_codes(ds, c):
                 rows += pos.size
         extra["rows"] = rows
-    return {"stage": stage, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(), **extra}
+    return {"stage": stage, "seconds": time.perf_counter() - t0, "cpu_s": _cpu_s() - cpu0,
+            "peak_rss_mb": peak_rss_mb(), **extra}
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its finished children: unlike wall
+    time, hardly changed by other work on a shared machine; bases per CPU second is the
+    per-core throughput."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
 def run_stage(stage: str, work: str, length: int, threads: int = 1) -> dict:
@@ -236,6 +246,7 @@ def run_stage(stage: str, work: str, length: int, threads: int = 1) -> dict:
         raise RuntimeError(f"stage {stage} failed:\n{res.stderr[-3000:]}")
     out = json.loads(res.stdout.strip().splitlines()[-1])
     out["bases_per_s"] = length / out["seconds"]
+    out["bases_per_cpu_s"] = length / max(out["cpu_s"], 1e-9)
     return out
 
 
@@ -283,7 +294,8 @@ def cmd_stages(a) -> list[dict]:
                     r.update(dataset=dataset, mb=size / 1e6, repeat=rep)
                     rows.append(r)
                     print(f"{dataset:10s} {size / 1e6:6.1f} Mb  {st:8s} {r['bases_per_s'] / 1e6:8.2f} Mb/s  "
-                          f"{r['peak_rss_mb']:7.0f} MB  ({r['seconds']:.1f} s)", file=sys.stderr, flush=True)
+                          f"{r['bases_per_cpu_s'] / 1e6:8.2f} Mb/CPU-s  {r['peak_rss_mb']:7.0f} MB  "
+                          f"({r['seconds']:.1f} s, {r['cpu_s']:.1f} CPU-s)", file=sys.stderr, flush=True)
                 import shutil
 
                 shutil.rmtree(work, ignore_errors=True)

@@ -9,7 +9,7 @@ windows). The contiguous case is the same number of bases in ``--contiguous-cont
 contigs, measured in the same run.
 
 Each step runs in its own child process, which reports its wall time and peak RSS
-(``ru_maxrss``; worker processes of a step are reported apart): ``plan`` (the CLI, chunk
+(VmHWM; the peak of the step's worker processes, if any, is reported apart): ``plan`` (the CLI, chunk
 sizing by its defaults unless ``--windows-per-chunk``), ``predict`` (every chunk,
 ``predict_chunk`` with the fake model, as annotate does), ``collect``, ``call``,
 ``tracks`` and ``report`` (the CLI commands), and ``read`` (``store.iter_dataset``
@@ -155,10 +155,13 @@ def run_child(step: str, work: str, a) -> dict:
 
 
 def child_main(step: str, work: str, a) -> None:
+    sys.path.insert(0, HERE)
+    from bench_engine import peak_rss_mb
+
     t0 = time.perf_counter()
     out = globals()["step_" + step](work, a)
     out["seconds"] = time.perf_counter() - t0
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     out["workers_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(out))
 

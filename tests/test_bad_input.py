@@ -163,11 +163,14 @@ def test_truth_without_features_refused(tmp_path, fasta):
         fake_run(fasta, tmp_path / "out", truth=str(truth))
 
 
-def test_outdir_is_a_file(tmp_path, fasta, capsys):
+@pytest.mark.parametrize("cmd", ["annotate", "plan"])
+def test_outdir_is_a_file(tmp_path, fasta, capsys, cmd):
     out = tmp_path / "out"
     out.write_text("I am a file")
-    assert cli("annotate", "--fasta", fasta, "--outdir", out) == 2
-    assert "is not a directory" in one_error_line(capsys.readouterr().err)
+    extra = ["--backbone", "segment_nt"] if cmd == "plan" else []
+    assert cli(cmd, "--fasta", fasta, "--outdir", out, *extra) == 2
+    err = capsys.readouterr().err
+    assert "is not a directory" in one_error_line(err) and "plan: chr1" not in err  # before the scan
     assert out.read_text() == "I am a file"
 
 
@@ -186,11 +189,13 @@ def as_unprivileged(argv):
     if os.geteuid() == 0:
         if not shutil.which("setpriv"):
             pytest.skip("running as root without setpriv: cannot test permissions")
-        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
-    res = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=300)
-    if "Permission denied" in res.stderr and "genoseg" not in res.stderr:
-        pytest.skip(f"the unprivileged user cannot run this checkout: {res.stderr[-300:]}")
-    return res
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        probe = subprocess.run([*drop, sys.executable, "-c", "import genoseg.cli"], capture_output=True,
+                               text=True, env=ENV, timeout=120)
+        if probe.returncode:
+            pytest.skip(f"user 'nobody' cannot run this checkout: {probe.stderr[-300:]}")
+        argv = [*drop, *argv]
+    return subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=300)
 
 
 @pytest.fixture
@@ -698,6 +703,88 @@ def test_fragmented_assembly_bounded_files_and_bytes_per_base(tmp_path, monkeypa
     store._reader.last = None
     seen = [c for c, pos, _ in store.iter_dataset(ds_f, features=["exon"], batch_rows=100_000)]
     assert list(dict.fromkeys(seen)) == meta_f["contigs"] and len(decoded) == row_groups
+
+
+# ------------------------------------------------------- published checkpoints as they come
+def test_rescaling_beyond_30kb_follows_the_authors_recipe():
+    """Up to 30 kb the training factor; beyond it (L/6 + 1)/2048, counting the CLS token
+    as the authors' notebook does (6669/2048 at 40,008 bp), applied per window length."""
+    from genoseg.models import load_model
+    from genoseg.models.segment_nt import rescaling_factor_for_length
+
+    assert rescaling_factor_for_length(40_008) == 6669 / 2048
+    assert rescaling_factor_for_length(30_000, training_factor=2.5) == 2.5
+    assert rescaling_factor_for_length(30_024, training_factor=2.5) == 5005 / 2048
+    model = load_model(TINY_NT)
+    training = model.rescaling_factor
+    assert model.rescaling_factor_at(1_536) == model.rescaling_factor_at(30_000) == training
+    assert model.rescaling_factor_at(40_008) == 6669 / 2048
+    seq = rand_seq(np.random.default_rng(9), 30_024)  # 5,005 tokens: just past the training length
+    auto = model.predict([seq])
+    fixed = load_model(TINY_NT, rescaling_factor=5005 / 2048).predict([seq])
+    np.testing.assert_array_equal(auto, fixed)
+    short = seq[:1_536]
+    np.testing.assert_array_equal(model.predict([short]),
+                                  load_model(TINY_NT, rescaling_factor=training).predict([short]))
+
+
+def copy_model(dst, edit_hp=None):
+    import shutil
+
+    shutil.copytree(TINY_NT, dst)
+    if edit_hp is not None:
+        p = os.path.join(dst, "jax_model", "hyperparams.json")
+        hp = json.load(open(p))
+        edit_hp(hp)
+        json.dump(hp, open(p, "w"))
+    return str(dst)
+
+
+@pytest.mark.parametrize("case", ["learned", "missing"])
+def test_positional_embedding_not_null_is_refused_naming_the_key(tmp_path, fasta, capsys, case):
+    model = copy_model(tmp_path / "m", (lambda hp: hp.update(positional_embedding="learned")) if case == "learned"
+                       else (lambda hp: hp.pop("positional_embedding")))
+    out = tmp_path / "out"
+    assert cli("annotate", "--fasta", fasta, "--model", model, "--outdir", out) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "hyperparams.json" in line and "positional_embedding" in line and "'learned'" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["header_only_record_at_end", "cr_only_line_endings", "blank_line_inside_record",
+                                  "ragged_line_widths", "longer_line_after_shorter"])
+def test_prepare_fixes_the_layouts_faidx_refuses(tmp_path, case):
+    """The fix the layout errors name: `genoseg prepare` writes an indexable FASTA with
+    the same sequences (records without sequence left out)."""
+    import gzip
+
+    text, _ = LAYOUTS[case]
+    src = tmp_path / "bad.fa.gz"
+    with gzip.open(src, "wb") as fh:
+        fh.write(text.encode())
+    expect = {}
+    for rec in text.replace("\r", "\n").split(">")[1:]:
+        name, _, seq = rec.partition("\n")
+        if seq.replace("\n", ""):
+            expect[name.split()[0]] = seq.replace("\n", "")
+    assert cli("prepare", "--fasta", src, "--out", tmp_path / "fixed.fa", "--line-width", 4) == 0
+    with Fasta(str(tmp_path / "fixed.fa")) as fa:
+        got = {c.name: fa.fetch_bytes(c.name, 0, c.length).tobytes().decode() for c in fa.contigs}
+    assert got == expect
+    assert all(len(ln) <= 4 for ln in (tmp_path / "fixed.fa").read_text().splitlines() if not ln.startswith(">"))
+
+
+def test_evaluate_unknown_feature_named_with_the_known_ones(tmp_path, fasta, capsys):
+    truth = tmp_path / "truth.gff3"
+    truth.write_text(TRUTH)
+    fake_run(fasta, tmp_path / "out")
+    calls = tmp_path / "out" / "segment_nt" / "calls"
+    assert cli("evaluate", "--truth", truth, "--calls", calls, "--features", "exon,exxon") == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "'exxon'" in line and "--features" in line and "intron" in line and "'exon'" not in line
+    assert cli("evaluate", "--truth", truth, "--calls", calls, "--features", "exon") == 0
+
+
 # ------------------------------------------------------------- call, tracks, report
 def small_predictions(outdir, contigs={"chr1": 400, "chr2": 300}):
     """A predictions dataset (the store's writer) with ``contigs`` name -> length, every base."""
@@ -764,3 +851,23 @@ def test_annotate_threads_zero_is_refused_before_work(tmp_path, fasta, capsys):
     assert not (tmp_path / "out").exists()
     with pytest.raises(GenosegError, match="--threads"):
         AnnotateOptions(threads=0)
+
+
+def test_multi_species_taken_from_provenance_not_the_folder_name(tmp_path, caplog):
+    """A folder named by commit hash holding what fetch-model fetched from
+    InstaDeepAI/segment_nt_multi_species is that backbone; a folder whose name says
+    multi_species but whose provenance says segment_nt is segment_nt."""
+    from genoseg.models import detect_backbone
+
+    by_hash = copy_model(tmp_path / "3dcd14d0c1f5a1e2")
+    (tmp_path / "3dcd14d0c1f5a1e2" / "fetch.json").write_text(
+        json.dumps({"repo": "InstaDeepAI/segment_nt_multi_species", "revision": "main"}))
+    assert detect_backbone(by_hash) == "segment_nt_multi_species"
+    misleading = copy_model(tmp_path / "segment_nt_multi_species_old")
+    (tmp_path / "segment_nt_multi_species_old" / "fetch.json").write_text(
+        json.dumps({"repo": "InstaDeepAI/segment_nt", "revision": "main"}))
+    assert detect_backbone(misleading) == "segment_nt"
+    bare = copy_model(tmp_path / "my_segment_nt_multi_species")
+    with caplog.at_level("WARNING"):
+        assert detect_backbone(bare) == "segment_nt_multi_species"
+    assert "directory name" in caplog.text

@@ -428,3 +428,59 @@ def test_call_and_report_20mb_noise_bounded_memory(tmp_path):
     assert mb < 700, f"report peaked at {mb} MB"
     doc = (tmp_path / "report.html").read_text()
     assert f"{s['features']['splice_donor']['count']:,}" in doc and doc.count("<svg") > 14
+
+
+def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
+    """genoseg's vectorised bigWig writer, read by libBigWig (pyBigWig): chromosome tree
+    of 300 contigs (several B+ tree nodes), > 256 data blocks (a two-level R-tree),
+    bedGraph and fixed-step sections, holes; values, exact and zoom-level statistics,
+    the header's summary."""
+    import pyBigWig
+
+    from genoseg.bigwig import BigWigWriter
+
+    rng = np.random.default_rng(5)
+    big = 3_000_000
+    header = [(f"scaffold_{i}", 50 + i) for i in range(300)] + [("chrBig", big + 1000)]
+    q = np.zeros(big, np.uint8)
+    q[:1_000_000] = rng.integers(0, 256, 1_000_000)                   # noise: fixed-step
+    runs = np.repeat(rng.integers(0, 256, 400_000), 5)[:2_000_000]       # runs of 5: bedGraph
+    q[1_000_000:] = runs
+    pos = np.arange(big, dtype=np.int64)
+    keep = (pos < 1_500_000) | (pos >= 1_500_100)                        # a hole
+    pos, q = pos[keep], q[keep]
+    small = {i: rng.integers(0, 256, 10 + i % 7).astype(np.uint8) for i in range(0, 300, 37)}
+    path = str(tmp_path / "t.bw")
+    w = BigWigWriter(path, header)
+    for i, v in small.items():
+        tracks._write_piece(w, i, np.arange(3, 3 + v.size, dtype=np.int64), v)
+    for a in range(0, pos.size, 250_000):   # frames
+        tracks._write_piece(w, 300, pos[a:a + 250_000], q[a:a + 250_000])
+    w.close()
+    assert not [f for f in os.listdir(tmp_path) if "zoom" in f]
+
+    bw = pyBigWig.open(path)
+    assert list(bw.chroms().items()) == header
+    dense = np.full(big + 1000, np.nan)
+    dense[pos] = q / np.float32(255)
+    got = np.array(bw.values("chrBig", 0, big + 1000))
+    assert np.array_equal(np.isnan(got), np.isnan(dense))
+    assert np.allclose(got[~np.isnan(got)], dense[~np.isnan(dense)], atol=1e-7)
+    for i, v in small.items():
+        assert np.allclose(bw.values(f"scaffold_{i}", 3, 3 + v.size), v / np.float32(255), atol=1e-7)
+    assert bw.intervals("scaffold_1") is None
+    for a, b in [(0, big), (123_457, 2_876_543), (1_499_000, 1_501_000)]:
+        ref = np.nanmean(dense[a:b])
+        assert bw.stats("chrBig", a, b, type="mean", exact=True)[0] == pytest.approx(ref, rel=1e-5)
+        assert bw.stats("chrBig", a, b, type="max", exact=True)[0] == pytest.approx(np.nanmax(dense[a:b]), rel=1e-6)
+    # zoom levels (exact=False): bins of 32 bp x 4^k; aligned queries are exact
+    assert bw.stats("chrBig", 0, 2_097_152, type="mean", nBins=4)[0] == pytest.approx(
+        np.nanmean(dense[0:524_288]), rel=1e-4)
+    assert bw.stats("chrBig", 0, 2_097_152, type="coverage", nBins=4)[2] == pytest.approx(
+        np.mean(~np.isnan(dense[1_048_576:1_572_864])), rel=1e-6)
+    h = bw.header()
+    allv = np.concatenate([dense[~np.isnan(dense)]] + [v / np.float32(255) for v in small.values()])
+    assert h["nBasesCovered"] == allv.size and h["nLevels"] >= 5
+    assert h["sumData"] == int(allv.sum(dtype=np.float64))  # pyBigWig truncates it to an integer
+    assert h["maxVal"] == pytest.approx(allv.max()) and h["minVal"] == pytest.approx(allv.min())
+    bw.close()

@@ -42,7 +42,7 @@ from typing import Optional
 
 from . import signals
 from .errors import GenosegError
-from .outputs import atomic_path, backbone_dir, check_absent, escape_name
+from .outputs import atomic_path, backbone_dir, check_absent, check_writable_dir, escape_name
 from .parallel import check_threads
 
 log = logging.getLogger(__name__)
@@ -210,29 +210,6 @@ class _Timings:
 
 
 # ------------------------------------------------------------------- checks up front
-def check_writable_dir(path: str, what: str) -> None:
-    """Refuse (GenosegError) an output directory that is a file, lies under a file, or
-    cannot be written (permissions, read-only file system): found by trying, since
-    permission bits do not tell for root or read-only mounts."""
-    import tempfile
-
-    probe = os.path.abspath(path)
-    if os.path.lexists(probe) and not os.path.isdir(probe):
-        raise GenosegError(f"{what} {path} exists and is not a directory; choose another path")
-    while not os.path.isdir(probe):
-        parent = os.path.dirname(probe)
-        if os.path.lexists(parent) and not os.path.isdir(parent):
-            raise GenosegError(f"{what} {path}: {parent} is a file, not a directory; choose another path")
-        probe = parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".genoseg-write-test-", dir=probe)
-        os.close(fd)
-        os.remove(tmp)
-    except OSError as exc:
-        raise GenosegError(f"{what} {path}: cannot write in {probe} ({exc.strerror}); "
-                           "choose a directory you can write to") from None
-
-
 def _read_truth(path: str):
     """The truth GFF3, parsed in full now (a malformed line must not cost the run)."""
     from .evaluate import read_gff3

@@ -8,7 +8,8 @@ Algorithm, per feature and per contig, streaming batch by batch:
 
 1. **Hysteresis.** A base is *strong* if ``p >= high`` and *weak* if ``p >= low``
    (``low <= high``; comparisons use a 1e-6 tolerance so a threshold on the 1/255 grid
-   is met by the value equal to it). A raw segment is a maximal run of consecutive,
+   is met by the value equal to it; on a dataset they are made on the stored codes:
+   ``q >= code_cutoff(threshold)``, the same decision). A raw segment is a maximal run of consecutive,
    *present* bases that are all weak and contain at least one strong base: it enters
    above ``high`` and extends in both directions while ``p >= low``. A base without a
    prediction (no row in the dataset, e.g. an N run) breaks a run.
@@ -17,21 +18,30 @@ Algorithm, per feature and per contig, streaming batch by batch:
    merging across missing bases).
 3. **Minimum length.** Merged segments shorter than ``min_length`` bp are dropped.
 
-State (the open run, the last merged segment) is carried across batches, so the result
-does not depend on the batch size nor on how the genome was split into tasks: a segment
-crossing a batch or task boundary is one segment. Work per batch is vectorised numpy;
-Python loops run per batch, per feature and per output segment only. Memory is one batch
-of probabilities plus the segments of the current contig.
+State (per feature: the open run, the last merged segment) is carried across batches, so
+the result does not depend on the batch size nor on how the genome was split into tasks:
+a segment crossing a batch or task boundary is one segment. :class:`SegmentStream` does
+all features of a batch at once with numpy (no Python loop per base, run or segment);
+batches (:mod:`genoseg.frames`) may pack many small contigs. Final segments are appended
+to per-feature segment files as they close, and the BED/GFF3 text is built from those
+in blocks with Arrow compute (:mod:`genoseg.textout`), so memory is bounded whatever the
+input (noise included). Features are split between ``threads`` worker processes; the
+files are byte-identical whatever their number.
 
 Output (``calls_dir``):
 
 - ``<feature>.bed.gz`` + ``.tbi``: bgzipped, tabix-indexed BED6 (chrom, start, end,
-  name = feature, score = round(mean probability over the called bases × 1000), strand
-  ``.``), sorted by contig (dataset order) then start. File names use
+  name = feature, score = round(mean probability over the called bases × 1000), exact
+  from the integer codes, ties to even; strand ``.``), sorted by contig (dataset order)
+  then start; no header line (BED tools skip lines starting with ``#``, ``track`` or
+  ``browser``: genoseg's readers read every line as data). File names use
   :func:`genoseg.outputs.escape_name`.
 - ``calls.gff3``: all features, GFF3 (``##gff-version 3``, ``##sequence-region``),
-  type = feature name, score = mean probability, IDs ``<feature>_<n>`` unique, seqid and
-  attributes percent-escaped per the GFF3 specification.
+  type = feature name, score = mean probability (3 decimals, the BED score / 1000), IDs
+  ``<feature>_<n>`` numbered per feature in (contig, start) order, lines sorted by contig
+  then start (ties in feature order), seqid and attributes percent-escaped per the GFF3
+  specification; ``##sequence-region`` lengths from ``chrom_sizes`` (checked against the
+  predictions) or the last predicted base.
 - ``summary.json``: parameters used, per-feature counts and called bp, predicted bases
   per contig.
 """

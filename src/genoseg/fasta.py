@@ -26,6 +26,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .errors import GenosegError
+from .outputs import write_error
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class Fasta:
             g = os.path.join(d, base + ".gzi") if bgzf else None
             if _fresh(f, self.path) and (g is None or _fresh(g, self.path)):
                 return f, g, "found"
-        target = next((d for d in places if _writable(d)), None)
+        target = next((d for d in places if write_error(d) is None), None)
         if target is None:
             import tempfile
 
@@ -250,20 +251,6 @@ FAI_FIX = "delete it (genoseg builds a new one) or rebuild it: `samtools faidx {
 
 def _fresh(index: str, fasta: str) -> bool:
     return os.path.isfile(index) and os.path.getmtime(index) >= os.path.getmtime(fasta)
-
-
-def _writable(d: str) -> bool:
-    """Can a file be created in ``d``? (Tried: permission bits do not tell for root or
-    read-only mounts.)"""
-    import tempfile
-
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".genoseg-write-test-", dir=d)
-    except OSError:
-        return False
-    os.close(fd)
-    os.remove(tmp)
-    return True
 
 
 def build_index(path: str, fai: str, gzi: Optional[str] = None) -> None:
@@ -472,6 +459,92 @@ def check_layout(path: str) -> None:
     if name is not None and nseq == 0:
         raise GenosegError(f"{path}: contig {name!r} (line {header_line}) has a header but no sequence at the end of "
                            f"the file, which faidx cannot index; delete that header line (or add its sequence)")
+
+
+class _Rewrapper:
+    """Writes sequence bytes as lines of ``width`` (numpy reshapes, no per-line loop)."""
+
+    def __init__(self, out, width: int):
+        self.out, self.width, self.col = out, width, 0
+
+    def write(self, seq: bytes) -> None:
+        w = self.width
+        if self.col:
+            head, seq = seq[:w - self.col], seq[w - self.col:]
+            self.out.write(head)
+            self.col += len(head)
+            if self.col < w:
+                return
+            self.out.write(b"\n")
+            self.col = 0
+        full = len(seq) // w * w
+        if full:
+            rows = np.frombuffer(seq[:full], np.uint8).reshape(-1, w)
+            self.out.write(np.hstack([rows, np.full((rows.shape[0], 1), 10, np.uint8)]).tobytes())
+        if len(seq) > full:
+            self.out.write(seq[full:])
+            self.col = len(seq) - full
+
+    def end_line(self) -> None:
+        if self.col:
+            self.out.write(b"\n")
+            self.col = 0
+
+
+def normalise(src, out, width: int = 60) -> dict:
+    """Copy FASTA bytes from the binary stream ``src`` to ``out`` in the layout faidx
+    indexes: ``\n`` line ends (CR-LF and CR-only converted), no blank lines, sequence
+    rewrapped to ``width`` bases per line, records with a header but no sequence left out.
+    Streams in blocks (memory bounded). Returns ``{"records", "bases", "dropped": [names]}``."""
+    header_rx = re.compile(rb"(?m)^>[^\n]*")
+    wrap = _Rewrapper(out, width)
+    header: Optional[bytes] = None  # of the record being copied, written with its first base
+    stats = {"records": 0, "bases": 0, "dropped": []}
+    pending, carry_cr = b"", False
+
+    def sequence(text: bytes) -> None:
+        nonlocal header
+        seq = text.replace(b"\n", b"")
+        if not seq:
+            return
+        if header is None:
+            raise GenosegError("sequence before the first '>' header line")
+        if header:
+            wrap.end_line()
+            out.write(header + b"\n")
+            stats["records"] += 1
+            header = b""  # written
+        wrap.write(seq)
+        stats["bases"] += len(seq)
+
+    def new_header(line: bytes) -> None:
+        nonlocal header
+        if header:  # the previous record had no sequence
+            stats["dropped"].append((header[1:].split(None, 1) or [b""])[0].decode("utf-8", "replace"))
+        header = line.rstrip()
+
+    while True:
+        raw = src.read(1 << 24)
+        eof = not raw
+        block = (b"\r" if carry_cr else b"") + raw
+        carry_cr = not eof and block.endswith(b"\r")  # a CR-LF may be split between blocks
+        if carry_cr:
+            block = block[:-1]
+        data = pending + block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        cut = len(data) if eof else data.rfind(b"\n") + 1
+        complete, pending = data[:cut], data[cut:]
+        pos = 0
+        for m in header_rx.finditer(complete):
+            sequence(complete[pos:m.start()])
+            new_header(m.group())
+            pos = m.end()
+        sequence(complete[pos:])
+        if eof:
+            break
+    if header:
+        stats["dropped"].append((header[1:].split(None, 1) or [b""])[0].decode("utf-8", "replace"))
+    wrap.end_line()
+    return stats
 
 
 def scan_contig(fasta: Fasta, contig: str, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import shutil
 import socket
 import tempfile
 import urllib.parse
-from typing import Iterator
+from typing import Iterator, Optional
 
 from .errors import GenosegError
 
@@ -93,6 +93,35 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def check_writable_dir(path: str, what: str) -> None:
+    """Refuse (GenosegError) an output directory that is a file, lies under a file, or
+    cannot be written (permissions, read-only file system): found by trying, since
+    permission bits do not tell for root or read-only mounts."""
+    probe = os.path.abspath(path)
+    if os.path.lexists(probe) and not os.path.isdir(probe):
+        raise GenosegError(f"{what} {path} exists and is not a directory; choose another path")
+    while not os.path.isdir(probe):
+        parent = os.path.dirname(probe)
+        if os.path.lexists(parent) and not os.path.isdir(parent):
+            raise GenosegError(f"{what} {path}: {parent} is a file, not a directory; choose another path")
+        probe = parent
+    reason = write_error(probe)
+    if reason:
+        raise GenosegError(f"{what} {path}: cannot write in {probe} ({reason}); choose a directory you can write to")
+
+
+def write_error(directory: str) -> Optional[str]:
+    """``None`` when a file can be created in ``directory``, else the system's reason.
+    Tried, since permission bits do not tell for root or read-only mounts."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".genoseg-write-test-", dir=directory)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.remove(tmp)
+    return None
 
 
 @contextlib.contextmanager

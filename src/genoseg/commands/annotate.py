@@ -46,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from ..annotate import annotate
     from ..device import log_cache_stats, setup_from_args
 
+    options = options_from_args(args)  # bad options are refused before the device is touched
     setup_from_args(args)
+<<<<<<< HEAD
     options = dataclasses.replace(options_from_args(args), command_line=shlex.join(["genoseg", *args.argv]))
+=======
+>>>>>>> main
     annotate(args.fasta, args.outdir, args.model, options)
     log_cache_stats()
     return 0

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
             check_absent(path, args.overwrite)
     if args.calls:
         features = [f for f in args.features.split(",") if f] if args.features else None
+        if features is not None:
+            check_features(features, args.calls, args.truth)
         df = evaluate_calls(args.truth, args.calls, features=features, fai=args.fai)
         sys.stdout.write(format_table(df))
         if args.out:
@@ -95,3 +97,23 @@ def write_gene_table(df, path: str, overwrite: bool) -> None:
     with atomic_path(path, overwrite=overwrite) as tmp:
         df.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.6f")
     log.info("wrote %s", path)
+
+
+def check_features(features: list, calls_dir: str, truth: str) -> None:
+    """Refuse a ``--features`` name that is neither called nor in the truth (a typo),
+    listing the names that are."""
+    import os
+    import urllib.parse
+
+    from ..errors import GenosegError
+    from ..evaluate import read_gff3
+
+    if not features:
+        raise GenosegError("--features: give one or more comma-separated feature names")
+    called = sorted(urllib.parse.unquote(f[:-len(".bed.gz")]) for f in os.listdir(calls_dir)
+                    if f.endswith(".bed.gz")) if os.path.isdir(calls_dir) else []
+    known = set(called) | set(read_gff3(truth)["feature"])
+    unknown = [f for f in features if f not in known]
+    if unknown:
+        raise GenosegError(f"--features: {', '.join(map(repr, unknown))} neither called in {calls_dir} nor in "
+                           f"{truth}; called features: {', '.join(called) or 'none'}")

@@ -50,8 +50,10 @@ def contig_list(value):
 
 def run(args: argparse.Namespace) -> int:
     from ..fasta import Fasta
+    from ..outputs import check_writable_dir
     from ..windows import geometry_for, make_plan
 
+    check_writable_dir(args.outdir, "--outdir")
     g = geometry_for(args.backbone, args.model, args.window_length, args.overlap)
     with Fasta(args.fasta, fai=args.fai, gzi=args.gzi) as fa:
         make_plan(fa, g, args.outdir, args.windows_per_chunk, contig_list(args.contigs),

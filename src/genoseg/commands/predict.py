@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from ..device import EXIT_DEVICE_OOM, add_device_options, is_device_oom  # noqa: F401 - re-exported
 from .plan import add_index_options
@@ -40,10 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from ..device import log_cache_stats, setup_from_args
     from ..fasta import Fasta
     from ..models import load_model
-    from ..outputs import check_absent
+    from ..outputs import check_absent, check_writable_dir
     from ..predict import predict_chunk, read_chunk
 
     check_absent(args.out, args.overwrite)
+    check_writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out's directory")
     chunk = read_chunk(args.chunk)
     setup_from_args(args)  # before the weights: --device gpu without a GPU stops here
     model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)

@@ -6,6 +6,7 @@ See ``DESIGN.md`` ("Python API") for the stable surface of the returned object.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from typing import Optional
 
@@ -21,6 +22,8 @@ _MODULES = {
     "segment_borzoi": "segment_borzoi",
 }
 
+log = logging.getLogger(__name__)
+
 __all__ = ["BACKBONES", "SegmentationModel", "detect_backbone", "load_model"]
 
 
@@ -31,8 +34,9 @@ def detect_backbone(path: str) -> str:
     2. provenance: ``convert.json`` / ``fetch.json`` (written by genoseg), or the Hugging
        Face cache layout ``models--<owner>--<backbone>/snapshots/<commit>/`` the
        directory sits in;
-    3. the files: ``jax_model/pytree_ckpt.*`` is SegmentNT (multi-species when the
-       directory name says so), ``jax_model/params.*`` is SegmentEnformer or
+    3. the files: ``jax_model/pytree_ckpt.*`` is SegmentNT (the multi-species one has
+       the same files: without provenance only a directory name containing
+       ``multi_species`` says so, with a warning), ``jax_model/params.*`` is SegmentEnformer or
        SegmentBorzoi, told apart by ``config.json``, the directory name or the
        checkpoint's top-level module.
     """
@@ -47,7 +51,14 @@ def detect_backbone(path: str) -> str:
         return recorded
     name = os.path.basename(os.path.normpath(path)).lower()
     if _checkpoint_file(jax_dir, "pytree_ckpt"):
-        return "segment_nt_multi_species" if "multi_species" in name else "segment_nt"
+        # The two SegmentNT checkpoints have the same files, shapes and feature list:
+        # only provenance tells them apart. The directory name is a last-resort hint.
+        if "multi_species" in name:
+            log.warning("%s: no provenance (fetch.json, convert.json, Hugging Face cache) says which SegmentNT "
+                        "this is; taking segment_nt_multi_species from the directory name (set \"backbone\" in "
+                        "config.json or pass --backbone to be explicit)", path)
+            return "segment_nt_multi_species"
+        return "segment_nt"
     params = _checkpoint_file(jax_dir, "params")
     if params:
         if "posiional_encoding_type" in cfg or cfg.get("positional_encoding_type") == "borzoi":

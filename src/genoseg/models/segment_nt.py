@@ -11,12 +11,15 @@ Input: A/C/G/T only (either case), length a multiple of 24 bases (6-mer tokens, 
 the token count divisible by 4 for the head's two downsamplings). Output covers every
 input base.
 
-Rotary rescaling convention: SegmentNT was trained on 30 kb windows with
-``rescaling_factor = 5000 / 2048`` (DNA tokens per window / the 2,048 tokens of the
-NT backbone). For a window of ``L`` bases, :func:`rescaling_factor_for_length` gives
-``(L / 6) / 2048`` (CLS token excluded), which reproduces the training value at 30 kb;
-pass it to ``load_model`` for windows longer than 30 kb (the model generalises to
-about 50 kb). Windows up to 30 kb use the training value.
+Rotary rescaling, the authors' recipe (``docs/segment_nt.md`` and the inference notebook
+of instadeepai/nucleotide-transformer): SegmentNT was trained on 30 kb windows, 5,001
+tokens counting the CLS token, with the ``rescaling_factor`` of ``hyperparams.json``
+(5000/2048 in the published checkpoints). Windows up to that length keep the training
+value; a longer window of ``L`` bases uses ``(L/6 + 1) / 2048``, its token count *with*
+the CLS token over the 2,048 positions of the NT backbone (6669/2048 at 40,008 bp):
+:func:`rescaling_factor_for_length`. ``load_model`` applies this per window length
+unless a ``rescaling_factor`` is given (which is then used for every length). The model
+generalises to about 50 kb.
 """
 
 from __future__ import annotations
@@ -49,9 +52,18 @@ ATTENTION_IMPLS = ("auto", "einsum", "dot_product")
 _PROBE = np.zeros((1, 1 + 4), dtype=np.int32)
 
 
-def rescaling_factor_for_length(length: int, k: int = 6) -> float:
-    """Rotary rescaling factor for windows of ``length`` bases: ``(length/k)/2048``."""
-    return (length // k) / NT_MAX_TOKENS
+TRAINING_FACTOR = (TRAINING_WINDOW // 6) / NT_MAX_TOKENS  # 5000/2048, as published
+
+
+def rescaling_factor_for_length(length: int, k: int = 6,
+                                training_factor: Optional[float] = TRAINING_FACTOR) -> Optional[float]:
+    """The authors' rotary rescaling for windows of ``length`` bases: ``training_factor``
+    up to the training length (30 kb: 5,001 tokens with CLS), beyond it the token count
+    including the CLS token over 2,048: ``(length // k + 1) / 2048``."""
+    tokens = length // k + 1  # the authors count the CLS token
+    if tokens <= TRAINING_WINDOW // k + 1:
+        return training_factor
+    return tokens / NT_MAX_TOKENS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +109,11 @@ class SegmentNTConfig:
             )
         if self.rescaling_factor is not None and self.rescaling_factor <= 0:
             raise ValueError(f"rescaling_factor must be positive, got {self.rescaling_factor}")
+        if self.positional_embedding is not None:
+            raise ValueError(
+                f"positional_embedding is {self.positional_embedding!r} (a missing key means 'learned' to the "
+                "authors' loader): only rotary embeddings (positional_embedding: null) are implemented, as in "
+                "every published SegmentNT checkpoint")
 
     @property
     def key_size(self) -> int:
@@ -235,17 +252,21 @@ def inverse_frequencies(key_size: int, rescaling_factor: Optional[float]) -> np.
     return (1.0 / (np.float32(base) ** exponents)).astype(np.float32)
 
 
-def build_forward(cfg: SegmentNTConfig, rescaling_factor: Optional[float], dtype, attention: str):
-    """Haiku-transformed forward: tokens ``[B, T+1]`` (CLS first) -> logits ``[B, 6T, F, 2]``."""
+def build_forward(cfg: SegmentNTConfig, rescaling_factor: Optional[float], dtype, attention: str,
+                  per_length: bool = False):
+    """Haiku-transformed forward: tokens ``[B, T+1]`` (CLS first) -> logits ``[B, 6T, F, 2]``.
+    With ``per_length`` the rotary factor follows each input length
+    (:func:`rescaling_factor_for_length`, ``rescaling_factor`` being the training value)."""
     if attention not in ATTENTION_IMPLS:
         raise ValueError(f"attention must be one of {ATTENTION_IMPLS}, got {attention!r}")
     impl = attention
     if impl == "auto":
         impl = "dot_product" if jax.default_backend() == "gpu" and dtype != jnp.float32 else "einsum"
-    inv_freq = inverse_frequencies(cfg.key_size, rescaling_factor)
-
     def forward(tokens):
-        emb = _Encoder(cfg, inv_freq, impl)(tokens, dtype)  # [B, T+1, D]
+        k = cfg.k_for_kmers
+        scale = (rescaling_factor_for_length((tokens.shape[1] - 1) * k, k, rescaling_factor) if per_length
+                 else rescaling_factor)  # shapes are static: one factor per compiled length
+        emb = _Encoder(cfg, inverse_frequencies(cfg.key_size, scale), impl)(tokens, dtype)  # [B, T+1, D]
         head = UNetHead(len(cfg.features), cfg.embed_dim, bases_per_token=cfg.k_for_kmers, name=HEAD)
         return head(emb[:, 1:])  # drop CLS -> [B, 6T, F, 2]
 
@@ -271,10 +292,18 @@ def tokenize(seqs: Sequence[str], k: int = 6) -> np.ndarray:
 class SegmentNT(SegmentationModel):
     """Loaded SegmentNT model; see :class:`~genoseg.models.base.SegmentationModel`."""
 
-    def __init__(self, cfg: SegmentNTConfig, rescaling_factor: Optional[float], **kwargs):
+    def __init__(self, cfg: SegmentNTConfig, rescaling_factor: Optional[float], per_length: bool = False,
+                 **kwargs):
         self.config = cfg
-        self.rescaling_factor = rescaling_factor
+        self.rescaling_factor = rescaling_factor  # training value when per_length
+        self._per_length = per_length
         super().__init__(**kwargs)
+
+    def rescaling_factor_at(self, length: int) -> Optional[float]:
+        """The rotary factor used for windows of ``length`` bases."""
+        if not self._per_length:
+            return self.rescaling_factor
+        return rescaling_factor_for_length(length, self.config.k_for_kmers, self.rescaling_factor)
 
     @property
     def length_multiple(self) -> int:
@@ -307,8 +336,9 @@ def load(path: str, backbone: str = "segment_nt", rescaling_factor: Optional[flo
 
     Args:
         path: directory holding ``jax_model/hyperparams.json`` and ``pytree_ckpt.joblib``.
-        rescaling_factor: rotary rescaling used at inference; ``None`` keeps the
-            training value from ``hyperparams.json``.
+        rescaling_factor: rotary rescaling used at inference for every length;
+            ``None``: the authors' recipe per window length (the training value from
+            ``hyperparams.json`` up to 30 kb, see :func:`rescaling_factor_for_length`).
         compute_dtype: ``"float32"`` or ``"bfloat16"`` (layer norms stay float32).
         attention: ``"auto"`` (fused cuDNN attention on GPU with bfloat16, einsum
             otherwise), ``"einsum"`` or ``"dot_product"``.
@@ -334,15 +364,15 @@ def build_model(cfg: SegmentNTConfig, tree: dict, *, backbone: str = "segment_nt
     scale = cfg.rescaling_factor if rescaling_factor is None else float(rescaling_factor)
     if scale is not None and scale <= 0:
         raise ValueError(f"rescaling_factor must be positive, got {scale}")
-    transformed = build_forward(cfg, scale, dtype, attention)
+    transformed = build_forward(cfg, scale, dtype, attention, per_length=rescaling_factor is None)
     params = _select_params(tree, transformed, source)
     params = cast_params(params, dtype, is_norm_module)
 
     def forward(params, state, tokens):
         return transformed.apply(params, tokens)
 
-    return SegmentNT(cfg, scale, backbone=backbone, features=cfg.features,
-                     window_length=window_length, forward=forward, params=params, state={},
+    return SegmentNT(cfg, scale, per_length=rescaling_factor is None, backbone=backbone,
+                     features=cfg.features, window_length=window_length, forward=forward, params=params, state={},
                      compute_dtype=compute_dtype)
 
 
