@@ -5,7 +5,8 @@ Builds (once, in ``--work``) a synthetic genome of ``--length`` bases (default 1
 (tests/fakes.py: every feature's probability is a fixed random 9-bp convolution of the
 sequence, so ``protein_coding_gene``/``lncRNA`` are high almost everywhere and the whole
 genome is gene-bearing: the decoder's worst case). Then runs, each in its own child
-process (``genoseg`` CLI; wall seconds and the child's peak RSS from ``wait4``), ``genes``
+process (``genoseg`` CLI; wall and CPU seconds from ``wait4``, the child's peak RSS),
+``genes``
 with 1 and ``--threads`` threads, and ``call`` and ``tracks`` on the same dataset as the
 baseline of the same run; ``--repeats`` runs each, medians reported.
 
@@ -86,19 +87,21 @@ sys.exit(code)
 """
 
 
-def run_child(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB, the child's own ``VmHWM``: ``ru_maxrss`` of a
-    forked child would include the parent's memory) of one ``genoseg`` child process."""
+def run_child(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, all threads) and peak RSS (MB, the
+    child's own ``VmHWM``: ``ru_maxrss`` of a forked child would include the parent's
+    memory) of one ``genoseg`` child process."""
     import tempfile
 
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"))
     with tempfile.NamedTemporaryFile("r", suffix=".hwm") as hwm:
         t0 = time.perf_counter()
-        rc = subprocess.call([sys.executable, "-c", _CHILD, hwm.name, "-q", *argv], env=env)
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, hwm.name, "-q", *argv], env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-        if rc != 0:
+        if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"failed: genoseg {' '.join(argv)}")
-        return wall, int(hwm.read()) / 1024.0
+        return wall, usage.ru_utime + usage.ru_stime, int(hwm.read()) / 1024.0
 
 
 def main() -> None:
@@ -131,18 +134,19 @@ def main() -> None:
                os.path.join(work, "warmup"), "--overwrite"])
     results = {}
     for name, argv in steps.items():
-        walls, rss = [], []
+        runs = []
         for r in range(args.repeats):
             out = os.path.join(work, f"run-{len(results)}-{r}")
             shutil.rmtree(out, ignore_errors=True)
-            w, m = run_child(argv + ["--outdir", out])
-            walls.append(w)
-            rss.append(m)
+            runs.append(run_child(argv + ["--outdir", out]))
             shutil.rmtree(out, ignore_errors=True)
-        wall = statistics.median(walls)
-        results[name] = {"seconds": round(wall, 2), "bases_per_second": round(bases / wall), "peak_rss_mb": round(max(rss))}
-        print(f"{name:20s} {wall:8.1f} s  {bases / wall / 1e6:6.2f} Mb/s  peak RSS {max(rss):,.0f} MB",
-              file=sys.stderr)
+        wall = statistics.median(w for w, _, _ in runs)
+        cpu = statistics.median(c for _, c, _ in runs)
+        rss = max(m for _, _, m in runs)
+        results[name] = {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "bases_per_second": round(bases / wall),
+                         "bases_per_cpu_second": round(bases / cpu), "peak_rss_mb": round(rss)}
+        print(f"{name:20s} {wall:8.1f} s  {bases / wall / 1e6:6.2f} Mb/s   CPU {cpu:8.1f} s  "
+              f"{bases / cpu / 1e6:6.2f} Mb per CPU-s   peak RSS {rss:,.0f} MB", file=sys.stderr)
     if args.json:
         print(json.dumps({"bases": bases, "length": args.length, "steps": results}, indent=1))
 

@@ -48,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)  # bad options are refused before the device is touched
     setup_from_args(args)
-<<<<<<< HEAD
-    options = dataclasses.replace(options_from_args(args), command_line=shlex.join(["genoseg", *args.argv]))
-=======
->>>>>>> main
+    options = dataclasses.replace(options, command_line=shlex.join(["genoseg", *args.argv]))
     annotate(args.fasta, args.outdir, args.model, options)
     log_cache_stats()
     return 0
