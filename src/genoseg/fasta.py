@@ -19,14 +19,13 @@ import logging
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
 
 from .errors import GenosegError
-from .outputs import write_error
+from .outputs import atomic_path, write_error
 
 log = logging.getLogger(__name__)
 
@@ -255,27 +254,29 @@ def _fresh(index: str, fasta: str) -> bool:
 
 def build_index(path: str, fai: str, gzi: Optional[str] = None) -> None:
     """Build ``fai`` (and ``gzi`` for BGZF) with htslib, written under temporary names
-    and renamed, so a killed run never leaves a truncated index. A file htslib cannot
-    index is diagnosed by :func:`check_layout` (file, contig, line and the fix)."""
+    and renamed (:func:`genoseg.outputs.atomic_path`), so a killed run never leaves a
+    truncated index. A file htslib cannot index is diagnosed by :func:`check_layout`
+    (file, contig, line and the fix)."""
+    import contextlib
+
     import pysam
 
     log.info("indexing %s -> %s", path, fai)
-    tmp_fai, tmp_gzi = f"{fai}.{os.getpid()}.partial", gzi and f"{gzi}.{os.getpid()}.partial"
     verbosity = pysam.set_verbosity(0)  # htslib's own words would precede ours on stderr
     try:
-        pysam.faidx(path, "--fai-idx", tmp_fai, *(["--gzi-idx", tmp_gzi] if gzi else []))
-        if not os.path.isfile(tmp_fai):
-            raise OSError("no index written")
-    except Exception as exc:  # pysam raises SamtoolsError / OSError
-        check_layout(path)  # raises the precise error when the layout is the cause
-        raise GenosegError(f"{path}: cannot build the FASTA index: {str(exc).strip()}") from None
+        with contextlib.ExitStack() as stack:
+            tmp_fai = stack.enter_context(atomic_path(fai, overwrite=True))
+            tmp_gzi = stack.enter_context(atomic_path(gzi, overwrite=True)) if gzi else None
+            try:
+                pysam.faidx(path, "--fai-idx", tmp_fai, *(["--gzi-idx", tmp_gzi] if gzi else []))
+            except Exception as exc:  # pysam raises SamtoolsError / OSError
+                check_layout(path)  # raises the precise error when the layout is the cause
+                raise GenosegError(f"{path}: cannot build the FASTA index: {str(exc).strip()}") from None
+            if not os.path.getsize(tmp_fai):
+                check_layout(path)
+                raise GenosegError(f"{path}: the FASTA index came out empty")
     finally:
         pysam.set_verbosity(verbosity)
-        for t, final in ((tmp_gzi, gzi), (tmp_fai, fai)):
-            if t and os.path.isfile(t) and os.path.getsize(t) and sys.exc_info()[0] is None:
-                os.replace(t, final)
-            elif t and os.path.lexists(t):
-                os.remove(t)
 
 
 def read_fai(path: str) -> list[tuple[str, int, int, int, int]]:
