@@ -621,7 +621,7 @@ def _summary_block(run: _Run) -> str:
     model = f"{model} ({run.backbone}{', bundled demonstration model' if _is_demo(run) else ''})"
     seconds = _total_seconds(run.timings)
     rows = {"genome": genome, "model": model,
-            "device": run.meta.get("device") or timings.get("device") or plan.get("device") or "unknown",
+            "device": _device(run) or timings.get("device") or plan.get("device") or "unknown",
             "compute dtype": run.meta.get("compute_dtype") or "unknown",
             "time": f"{seconds:,.1f} s" if seconds is not None else "unknown",
             "bases predicted": f"{run.total_bases:,} ({_fmt_bp(run.total_bases)})" if run.total_bases else "unknown"}
@@ -636,6 +636,17 @@ def _summary_block(run: _Run) -> str:
         rows["gene models vs truth"] = gene_scores_line(run.gene_evaluation)
     return '<h2>Summary</h2><table class="kv summary">' + "".join(
         f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows.items()) + "</table>"
+
+
+def _device(run: _Run) -> Optional[str]:
+    """The device that predicted (``device`` in the predictions' metadata: the dataset's,
+    else the first file's footer, where ``genoseg predict`` records it)."""
+    if run.meta.get("device"):
+        return str(run.meta["device"])
+    try:
+        return store.file_metadata(store.contig_files(run.pred_dir, run.contigs[0])[0]).get("device")
+    except Exception:  # no predictions, or an older layout: the summary says "unknown"
+        return None
 
 
 def _command_block(run: _Run) -> str:
