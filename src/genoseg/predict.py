@@ -75,7 +75,7 @@ import numpy as np
 from . import signals
 from .errors import GenosegError
 from .store import PredictionWriter, base_metadata, quantize
-from .windows import CHUNK_FORMAT, Geometry
+from .windows import Geometry
 
 log = logging.getLogger(__name__)
 
@@ -396,9 +396,9 @@ def check_model(model, g: Geometry) -> None:
 
 
 def read_chunk(path: str) -> dict:
-    from .windows import read_json
+    from . import windows
 
-    return read_json(path, "chunk file", CHUNK_FORMAT)
+    return windows.read_chunk(path)
 
 
 def _check_fasta(fasta, chunk: dict) -> None:
