@@ -10,10 +10,11 @@ for given per-window GPU times. A task's model time is its chunk's estimated wor
 rescaled to the given SegmentNT time per 30 kb window; the other backbones are scaled
 by their FLOPs relative to SegmentNT (``genoseg.windows.WORK_TABLE``). The fixed cost
 per task is what a task pays besides the model: interpreter + JAX + device start,
-weight load, compile with a warm persistent cache, reading its staged sequence and
-writing its Parquet file; the first task on each GPU also compiles cold. The defaults
-below are ASSUMPTIONS until replaced by the figures `benchmarks/bench_task_overhead.py`
-measures (``--overhead-json`` reads its JSON; ``--fixed-seconds`` sets the total).
+weight load, trace and compile (warm persistent cache) of each window shape, reading
+its staged sequence and writing its Parquet file; the first task on each GPU compiles
+cold. The defaults (:class:`FixedCost`) are the CPU figures of
+`benchmarks/bench_task_overhead.py` plus estimates for the GPU-only parts, until
+measured (``--overhead-json`` reads its JSON; ``--fixed-seconds`` sets the total).
 
 Without ``--plan``, it makes the plans itself for hg38 (chr1-22, X, Y, M: the public
 GRCh38 chromosome lengths) with `genoseg plan`'s defaults, one per backbone, written
@@ -61,28 +62,41 @@ REFERENCE = "segment_nt"  # the per-window times given are SegmentNT's at its 30
 
 @dataclasses.dataclass(frozen=True)
 class FixedCost:
-    """Seconds a predict task spends besides the model (assumed defaults, per task on
-    one GPU; replace with measured figures). ``first_compile_s`` is paid once per GPU,
-    by the first task it runs (empty persistent compilation cache)."""
+    """Seconds a predict task spends besides the model, per task on one GPU.
 
-    start_s: float = 4.0          # python + JAX import (~2 s) + CUDA context and device (~2 s)
-    load_s: float = 2.0           # 2 GB of converted (safetensors) weights from shared storage
-    compile_s: float = 3.0        # warm persistent XLA cache: load the executables of <= 5 shapes
-    io_s: float = 1.0             # staged chunk sequence (~10 MB) in, last Parquet row groups out
-    first_compile_s: float = 60.0  # cold compile of up to 5 shapes, first task per GPU only
+    Defaults: ``bench_task_overhead.py startup`` at the published SegmentNT size on this
+    project's CPU (README, "Task overhead": start 2.1 s, trace + lower 2.9 s and warm
+    compile 0.55 s per window shape, cold compile 2.5 s) plus ESTIMATES for what a CPU
+    run cannot show: CUDA context and device start (+2 s), 2.2 GB of converted weights
+    from shared storage to the GPU (2 s), the staged chunk sequence in and the last
+    Parquet row groups out (1 s). Tracing and compiling are per window shape: a SegmentNT
+    chunk holds up to five window lengths, Enformer/Borzoi one. The first task on each
+    GPU compiles with an empty persistent cache (cold instead of warm)."""
 
-    @property
-    def per_task_s(self) -> float:
-        return self.start_s + self.load_s + self.compile_s + self.io_s
+    start_s: float = 4.1
+    load_s: float = 2.0
+    io_s: float = 1.0
+    trace_per_shape_s: float = 2.9
+    compile_per_shape_s: float = 0.55
+    cold_compile_per_shape_s: float = 2.5
+
+    def per_task_s(self, shapes: int) -> float:
+        return self.start_s + self.load_s + self.io_s + (self.trace_per_shape_s + self.compile_per_shape_s) * shapes
 
     @classmethod
     def from_json(cls, path: str) -> "FixedCost":
-        """Fields named as above (extra keys ignored), e.g. written by
-        ``bench_task_overhead.py --json``."""
+        """Fields named as above, or the JSON of ``bench_task_overhead.py startup --json``
+        (medians of ``start``, ``load_safetensors``, ``trace_lower``, ``compile_warm``,
+        ``compile_cold``; ``io_s`` keeps its default)."""
         with open(path) as fh:
             d = json.load(fh)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: float(v) for k, v in d.items() if k in names})
+        if "steps" in d:
+            steps = {k: v["median_s"] for k, v in d["steps"].items()}
+            names = {"start": "start_s", "load_safetensors": "load_s", "trace_lower": "trace_per_shape_s",
+                     "compile_warm": "compile_per_shape_s", "compile_cold": "cold_compile_per_shape_s"}
+            return cls(**{f: float(steps[k]) for k, f in names.items() if k in steps})
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: float(v) for k, v in d.items() if k in fields})
 
 
 def load_plan(path: str) -> tuple[dict, list[dict]]:
@@ -115,11 +129,21 @@ def task_model_seconds(plan: dict, chunks: list[dict], reference_s: float) -> li
     return [ch["work_seconds"] * scale for ch in chunks]
 
 
-def busy_fraction(model_s: list[float], fixed: FixedCost, gpus: int) -> float:
+def task_shapes(plan: dict, chunks: list[dict]) -> list[int]:
+    """Distinct window lengths (traced and compiled shapes) each task computes. A plan
+    made from lengths alone does not know the N gaps that make SegmentNT use shorter
+    windows: every allowed length is counted (an upper bound)."""
+    if plan.get("layout_only"):
+        return [len(plan["window_lengths"])] * len(chunks)
+    return [len({n for p in ch["parts"] for _, n in p["compute"]}) for ch in chunks]
+
+
+def busy_fraction(model_s: list[float], shapes: list[int], fixed: FixedCost, gpus: int) -> float:
     """GPU-busy share of the GPU time the tasks hold (each task holds one GPU from
     start to end; the first task on each of ``gpus`` GPUs also compiles cold: 0 for a
     warm persistent cache)."""
-    held = sum(model_s) + len(model_s) * fixed.per_task_s + min(gpus, len(model_s)) * fixed.first_compile_s
+    held = sum(model_s) + sum(fixed.per_task_s(k) for k in shapes)
+    held += sum((fixed.cold_compile_per_shape_s - fixed.compile_per_shape_s) * k for k in shapes[:gpus])
     return sum(model_s) / held if held else 0.0
 
 
@@ -130,12 +154,14 @@ def summarize(plan: dict, chunks: list[dict], times: list[float], fixed: FixedCo
            "windows_per_task_median": int(statistics.median(per_task)) if per_task else 0,
            "compute_windows": sum(len(p["compute"]) for ch in chunks for p in ch["parts"]),
            "layout_only": bool(plan.get("layout_only"))}
+    shapes = task_shapes(plan, chunks)
+    row["shapes_per_task_max"] = max(shapes, default=0)
     for t in times:
         m = task_model_seconds(plan, chunks, t)
         row[f"model_s_per_task@{t:g}"] = round(statistics.median(m), 1) if m else 0.0
         row[f"gpu_hours@{t:g}"] = round(sum(m) / 3600, 2)
-        row[f"busy_warm@{t:g}"] = round(busy_fraction(m, fixed, 0), 4)
-        row[f"busy_with_cold_compiles@{t:g}"] = round(busy_fraction(m, fixed, gpus), 4)
+        row[f"busy_warm@{t:g}"] = round(busy_fraction(m, shapes, fixed, 0), 4)
+        row[f"busy_with_cold_compiles@{t:g}"] = round(busy_fraction(m, shapes, fixed, gpus), 4)
     return row
 
 
@@ -149,28 +175,32 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="chunk size of the hg38 plans (default: genoseg plan's)")
     ap.add_argument("--gpus", type=int, default=16, help="GPUs, each paying one cold compile (default 16)")
     ap.add_argument("--overhead-json", default=None, help="measured fixed costs (FixedCost field names)")
-    ap.add_argument("--fixed-seconds", type=float, default=None, help="fixed cost per task, total (overrides)")
+    ap.add_argument("--fixed-seconds", type=float, default=None,
+                    help="fixed cost per task, total (replaces start, load, io, trace and warm compile)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     fixed = FixedCost.from_json(args.overhead_json) if args.overhead_json else FixedCost()
     if args.fixed_seconds is not None:
-        fixed = FixedCost(start_s=args.fixed_seconds, load_s=0, compile_s=0, io_s=0,
-                          first_compile_s=fixed.first_compile_s)
+        fixed = dataclasses.replace(fixed, start_s=args.fixed_seconds, load_s=0, io_s=0, trace_per_shape_s=0,
+                                    compile_per_shape_s=0)
     times = [float(x) for x in args.seconds_per_window.split(",") if x]
     with tempfile.TemporaryDirectory() as tmp:
         paths = args.plan or [hg38_plan(b, args.outdir or tmp, windows.ChunkSizing(chunk_seconds=args.chunk_seconds))
                               for b in BACKBONES]
         rows = [summarize(*load_plan(p), times, fixed, args.gpus) for p in paths]
-    out = {"fixed_cost": {**dataclasses.asdict(fixed), "per_task_s": fixed.per_task_s}, "gpus": args.gpus,
+    out = {"fixed_cost": dataclasses.asdict(fixed), "gpus": args.gpus,
            "segment_nt_seconds_per_window": times, "plans": rows}
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    print(f"fixed cost per task {fixed.per_task_s:g} s (+{fixed.first_compile_s:g} s cold compile on the first "
+    per_shape = fixed.trace_per_shape_s + fixed.compile_per_shape_s
+    print(f"fixed cost per task {fixed.per_task_s(0):g} s + {per_shape:g} s per window shape (trace, warm-cache "
+          f"compile; cold: +{fixed.cold_compile_per_shape_s - fixed.compile_per_shape_s:g} s per shape on the first "
           f"task of each of {args.gpus} GPUs); SegmentNT s/window: {', '.join(map(str, times))}")
     for r in rows:
         print(f"\n{r['backbone']} ({r['window_length']:,} bp windows{', layout from lengths' if r['layout_only'] else ''}): "
-              f"{r['windows']:,} windows, {r['tasks']} tasks, median {r['windows_per_task_median']:,} windows/task")
+              f"{r['windows']:,} windows, {r['tasks']} tasks, median {r['windows_per_task_median']:,} windows/task, "
+              f"up to {r['shapes_per_task_max']} window shapes/task")
         for t in times:
             print(f"  at {t:g} s/window (SegmentNT): {r[f'model_s_per_task@{t:g}']:.0f} s model/task, "
                   f"{r[f'gpu_hours@{t:g}']:.2f} GPU-h, GPU busy {100 * r[f'busy_warm@{t:g}']:.1f} % with a warm "

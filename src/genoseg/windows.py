@@ -95,8 +95,10 @@ WORK_TABLE = {
     "segment_borzoi": (0.069, 0.0),
 }
 #: ``genoseg plan``'s default target of model time per chunk (seconds, by the estimate):
-#: about 3,000 full SegmentNT windows, ~70 tasks for hg38 (see README, "Task sizing").
-DEFAULT_CHUNK_SECONDS = 300.0
+#: about 6,000 full SegmentNT windows, ~35 tasks for hg38, so that the fixed cost of a
+#: task (start, weights, trace and compile of up to five window shapes: ~24 s) stays under
+#: 10 % of its model time even at 0.04 s/window (see README, "Task sizing").
+DEFAULT_CHUNK_SECONDS = 600.0
 #: ``genoseg annotate``'s default (one process: no per-task start-up to amortise).
 DEFAULT_WINDOWS_PER_CHUNK = 64
 

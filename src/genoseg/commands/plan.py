@@ -7,7 +7,7 @@ model weights: window geometry comes from the backbone table, refined by the mod
 directory's small config files when ``--model`` is given.
 
 Task size: chunks hold about --chunk-seconds of estimated model time each (default
-300 s: ~70 predict tasks for hg38 with SegmentNT), or --target-chunks equal parts, or
+600 s: ~35 predict tasks for hg38 with SegmentNT), or --target-chunks equal parts, or
 --windows-per-chunk windows. The estimate is per backbone for one H100 in float32
 (SegmentNT 0.1 s per 30 kb window, SegmentEnformer 0.042 s, SegmentBorzoi 0.069 s;
 shorter windows less): give your GPU's figure with --seconds-per-window.
