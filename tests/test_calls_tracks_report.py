@@ -437,7 +437,7 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     the header's summary."""
     import pyBigWig
 
-    from genoseg.bigwig import BigWigWriter
+    from genoseg.bigwig import BigWigWriter, Layout
 
     rng = np.random.default_rng(5)
     big = 3_000_000
@@ -452,10 +452,15 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     small = {i: rng.integers(0, 256, 10 + i % 7).astype(np.uint8) for i in range(0, 300, 37)}
     path = str(tmp_path / "t.bw")
     w = BigWigWriter(path, header)
-    for i, v in small.items():
-        tracks._write_piece(w, i, np.arange(3, 3 + v.size, dtype=np.int64), v)
-    for a in range(0, pos.size, 250_000):   # frames
-        tracks._write_piece(w, 300, pos[a:a + 250_000], q[a:a + 250_000])
+    r0 = w.header.reductions[0]
+    # the small scaffolds in one batch (many contigs), then chrBig in batches that cut
+    # cells and zoom bins anywhere
+    ids = np.array(list(small), np.int64)
+    w.add(Layout(np.concatenate([np.arange(3, 3 + v.size) for v in small.values()]), ids,
+                 np.array([v.size for v in small.values()]), r0), np.concatenate(list(small.values())))
+    for a in range(0, pos.size, 250_001):
+        b = min(a + 250_001, pos.size)
+        w.add(Layout(pos[a:b], np.array([300]), np.array([b - a]), r0), q[a:b])
     w.close()
     assert not [f for f in os.listdir(tmp_path) if "zoom" in f]
 
