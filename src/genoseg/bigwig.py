@@ -81,7 +81,7 @@ _BEDGRAPH_TYPE, _FIXED_TYPE = 1, 3
 #: Zoom records while summarising (struct of arrays): codes' min/max, exact integer
 #: sums of codes (``s1``) and squared codes (``s2``).
 _REC_FIELDS = ("cid", "start", "end", "count", "min", "max", "s1", "s2")
-_SQUARES = np.arange(256, dtype=np.int64) ** 2
+_SQUARES16 = (np.arange(256, dtype=np.int64) ** 2).astype(np.uint16)
 
 
 class Header:
@@ -105,9 +105,10 @@ class Layout:
 
     Rows are in dataset order: contig by contig (``piece_cid``: header ids of the
     contigs, ``piece_len``: their rows here), positions increasing (``pos`` int64).
-    Flags per row: ``gap`` (the row starts a contiguous block: a contig start or a
-    missing base before it), ``bin`` (starts a first-level zoom bin), ``cell`` (starts
-    a :data:`CELL`). A cell or bin start is also a piece start whatever the values.
+    ``icut`` flags the rows where an entry must start whatever the values: a contig
+    start, a missing base before the row, or a :data:`CELL` start. First-level zoom
+    bins (``reduction`` bp) are described by their first rows (``bin_row``), contig
+    ids, start and end positions and covered bases.
     """
 
     def __init__(self, pos: np.ndarray, piece_cid: np.ndarray, piece_len: np.ndarray, reduction: int):
@@ -118,21 +119,24 @@ class Layout:
         self.piece_cid = np.asarray(piece_cid, np.int64)
         contig = np.zeros(n, bool)
         contig[self.piece_row] = True
-        self.gap = contig.copy()
-        np.not_equal(pos[1:], pos[:-1] + 1, out=self.gap[1:])
-        self.gap |= contig
-        b = pos >> (reduction.bit_length() - 1)  # reductions and cells are powers of 2
-        self.bin = contig.copy()
-        self.bin[1:] |= b[1:] != b[:-1]
-        c = pos >> (CELL.bit_length() - 1)
+        self.icut = contig.copy()
+        np.not_equal(pos[1:], pos[:-1] + 1, out=self.icut[1:])
+        c = pos >> (CELL.bit_length() - 1)  # reductions and cells are powers of 2
         self.cell = contig.copy()
         self.cell[1:] |= c[1:] != c[:-1]
-        self.pcut = self.gap | self.bin   # pieces never cross a block or a bin
-        self.icut = self.gap | self.cell  # entries never cross a block or a cell
+        self.icut |= self.cell
         self.cell_row = np.flatnonzero(self.cell)
         self.block_row = np.flatnonzero(self.icut)
         self.block_end = np.append(self.block_row[1:], n)
         self.block_cell = np.searchsorted(self.cell_row, self.block_row, side="right") - 1
+        b = pos >> (reduction.bit_length() - 1)
+        newbin = contig
+        newbin[1:] |= b[1:] != b[:-1]
+        self.bin_row = np.flatnonzero(newbin)
+        bin_end = np.append(self.bin_row[1:], n)
+        self.bin_count = bin_end - self.bin_row
+        self.bin_cid = self.cid(self.bin_row).astype(np.uint32)
+        self.bin_start, self.bin_end = pos[self.bin_row], pos[bin_end - 1] + 1
 
     def cid(self, rows: np.ndarray) -> np.ndarray:
         """Header id of the contig of each of ``rows``."""
@@ -164,7 +168,8 @@ class _ZoomLevel:
         if self.buf:
             rec = _rec_cat(self.buf)
             key = (rec["cid"].astype(np.int64) << 32) | (rec["start"] // self.reduction)
-            out = _rec_reduce(rec, np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))))
+            first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+            out = rec if first.size == key.size else _rec_reduce(rec, first)
             self.buf, self.nbuf = [], 0
             if not final:  # the last bin may continue in the next batch
                 self.buf, self.nbuf = [_rec_take(out, slice(-1, None))], 1
@@ -279,55 +284,80 @@ class BigWigWriter:
         n = lay.n
         if n == 0:
             return 0
-        change = np.empty(n, bool)
-        change[0] = True
-        np.not_equal(q[1:], q[:-1], out=change[1:])
-        P = np.flatnonzero(change | lay.pcut)  # pieces: equal codes, within one block and one bin
-        self._summarise(lay, q, P)
-        item = change[P] | lay.icut[P]  # pieces that start an entry (runs cut at blocks and cells)
-        nitems = np.add.reduceat(item, np.searchsorted(P, lay.cell_row), dtype=np.int64)  # per cell
-        bedgraph = nitems * 3 <= np.diff(np.append(lay.cell_row, n))
-        secs = []
-        if bedgraph.any():
-            secs.append(self._bedgraph_sections(lay, q, P[item], nitems, bedgraph))
-        if not bedgraph.all():
-            secs.append(self._fixed_sections(lay, q, bedgraph))
-        self._write_sections(secs)
-        return int(sum(s["entries"] for s in secs))
-
-    def _summarise(self, lay: Layout, q: np.ndarray, P: np.ndarray) -> None:
-        """First-level zoom records (one per bin) and the total summary, from the pieces."""
-        n = lay.n
-        qp = q[P]
-        if P.size == n:  # every base its own piece (noise)
-            w1, w2 = qp.astype(np.int64), _SQUARES[qp]
+        start = np.empty(n, bool)
+        start[0] = True
+        np.not_equal(q[1:], q[:-1], out=start[1:])
+        start |= lay.icut  # runs of equal codes within a block and a cell
+        rows = np.diff(np.append(lay.cell_row, n))
+        nruns = np.add.reduceat(start.view(np.uint8), lay.cell_row, dtype=np.int64)  # per cell
+        bedgraph = nruns * 3 <= rows
+        short = int(nruns.sum()) * 2 > n  # short runs (noise): sums base by base are cheaper
+        if short:
+            self._summarise_bases(lay, q)
+        if short and not bedgraph.any():  # no run needed
+            parts = [self._fixed_sections(lay, q, bedgraph)]
         else:
-            w1 = qp * np.diff(np.append(P, n))
-            w2 = w1 * qp
-        bf = np.flatnonzero(lay.bin[P])
-        row0 = P[bf]
-        row1 = np.append(row0[1:], n)
-        rec = {"cid": lay.cid(row0).astype(np.uint32), "start": lay.pos[row0], "end": lay.pos[row1 - 1] + 1,
-               "count": row1 - row0, "min": np.minimum.reduceat(qp, bf), "max": np.maximum.reduceat(qp, bf),
-               "s1": np.add.reduceat(w1, bf), "s2": np.add.reduceat(w2, bf)}
-        self.total += (n, int(rec["s1"].sum()), int(rec["s2"].sum()))
-        self.qmin, self.qmax = min(self.qmin, int(rec["min"].min())), max(self.qmax, int(rec["max"].max()))
+            first = np.flatnonzero(start)
+            code = q[first]
+            end = np.empty_like(first)
+            end[:-1], end[-1] = first[1:], n
+            if not short:
+                self._summarise(lay, first, end, code)
+            parts = [self._bedgraph_sections(lay, first, end, code, nruns, bedgraph)] if bedgraph.any() else []
+            if not bedgraph.all():
+                parts.append(self._fixed_sections(lay, q, bedgraph))
+        self._write_sections(parts)
+        return int(np.where(bedgraph, nruns, rows).sum())
+
+    def _summarise(self, lay: Layout, first: np.ndarray, end: np.ndarray, code: np.ndarray) -> None:
+        """First-level zoom records (one per bin) and the total summary, from the runs
+        (rows ``[first, end)`` of code ``code``), never per base: sums at the bin edges
+        from prefix sums over the runs, minimum and maximum over the runs a bin overlaps."""
+        w1 = code * (end - first)  # int64
+        c1 = np.concatenate(([0], np.cumsum(w1)))
+        c2 = np.concatenate(([0], np.cumsum(w1 * code)))
+        r = lay.bin_row
+        j = np.searchsorted(first, r, side="right") - 1  # the run holding each bin's first row
+        cj = code[j].astype(np.int64)
+        inside = r - first[j]
+        s1 = np.diff(np.append(c1[j] + cj * inside, c1[-1]))
+        s2 = np.diff(np.append(c2[j] + cj * cj * inside, c2[-1]))
+        vmin, vmax = np.minimum.reduceat(code, j), np.maximum.reduceat(code, j)
+        # the run holding the next bin's first row also covers the end of this bin if it
+        # started before it
+        over = np.flatnonzero(first[j[1:]] < r[1:])
+        np.minimum.at(vmin, over, code[j[over + 1]])
+        np.maximum.at(vmax, over, code[j[over + 1]])
+        self._add_bins(lay, vmin, vmax, s1, s2)
+
+    def _summarise_bases(self, lay: Layout, q: np.ndarray) -> None:
+        """:meth:`_summarise` when every base is its own run."""
+        r = lay.bin_row
+        self._add_bins(lay, np.minimum.reduceat(q, r), np.maximum.reduceat(q, r),
+                       np.add.reduceat(q, r, dtype=np.int64), np.add.reduceat(_SQUARES16[q], r, dtype=np.int64))
+
+    def _add_bins(self, lay: Layout, vmin, vmax, s1, s2) -> None:
+        """First-level zoom records of the bins of ``lay`` (codes' min, max, sums of codes
+        and squared codes) to the zoom levels and the total summary."""
+        rec = {"cid": lay.bin_cid, "start": lay.bin_start, "end": lay.bin_end, "count": lay.bin_count,
+               "min": vmin, "max": vmax, "s1": s1, "s2": s2}
+        self.total += (lay.n, int(s1.sum()), int(s2.sum()))
+        self.qmin, self.qmax = min(self.qmin, int(vmin.min())), max(self.qmax, int(vmax.max()))
         self.zooms[0].add(rec)
 
-    def _bedgraph_sections(self, lay: Layout, q: np.ndarray, first: np.ndarray, nitems: np.ndarray,
-                           bedgraph: np.ndarray) -> dict:
-        """Entries (runs starting at rows ``first``; ``nitems`` per cell) of the bedGraph
-        cells, up to 1,024 a section."""
-        last = np.append(first[1:], lay.n) - 1
+    def _bedgraph_sections(self, lay: Layout, first: np.ndarray, end: np.ndarray, code: np.ndarray,
+                           nruns: np.ndarray, bedgraph: np.ndarray) -> dict:
+        """The runs (rows ``[first, end)``, ``nruns`` per cell) of the bedGraph cells as
+        entries, up to 1,024 a section."""
         if not bedgraph.all():
-            keep = np.repeat(bedgraph, nitems)
-            first, last, nitems = first[keep], last[keep], nitems[bedgraph]
+            keep = np.repeat(bedgraph, nruns)
+            first, end, code, nruns = first[keep], end[keep], code[keep], nruns[bedgraph]
         m = first.size
         items = np.empty(m, _BEDGRAPH)
-        items["start"], items["end"], items["value"] = lay.pos[first], lay.pos[last] + 1, self.lut[q[first]]
-        s, e = _split(np.cumsum(nitems) - nitems, nitems, ITEMS_PER_SLOT)
+        items["start"], items["end"], items["value"] = lay.pos[first], lay.pos[end - 1] + 1, self.lut[code]
+        s, e = _split(np.cumsum(nruns) - nruns, nruns, ITEMS_PER_SLOT)
         return {"row": first[s], "cid": lay.cid(first[s]), "start": items["start"][s], "end": items["end"][e - 1],
-                "count": e - s, "at": s, "type": _BEDGRAPH_TYPE, "payload": items, "entries": m}
+                "at": s, "count": e - s, "type": _BEDGRAPH_TYPE, "payload": items}
 
     def _fixed_sections(self, lay: Layout, q: np.ndarray, bedgraph: np.ndarray) -> dict:
         """Fixed-step values of the other cells: per contiguous block, 16,384 a section."""
@@ -335,34 +365,31 @@ class BigWigWriter:
         a, b = lay.block_row[fb], lay.block_end[fb]
         s, e = _split(a, b - a, FIXED_PER_SLOT)
         return {"row": s, "cid": lay.cid(s), "start": lay.pos[s], "end": lay.pos[s] + (e - s), "count": e - s,
-                "at": s, "type": _FIXED_TYPE, "payload": self.lut[q], "entries": int((b - a).sum())}
+                "at": s, "type": _FIXED_TYPE, "payload": self.lut[q]}
 
     def _write_sections(self, parts: list[dict]) -> None:
-        """Sections of one batch (bedGraph and fixed-step) in row order -> blocks."""
-        if len(parts) == 2:
-            order = np.argsort(np.concatenate([parts[0]["row"], parts[1]["row"]]), kind="stable")
-        else:
-            order = np.arange(parts[0]["row"].size)
-        head = np.zeros(sum(p["row"].size for p in parts), _SECTION)
-        at, kind = [], []
-        for p in parts:
-            at.append(p["at"])
-            kind.append(np.full(p["row"].size, p["type"], np.uint8))
-        cat = lambda key: np.concatenate([p[key] for p in parts])[order]  # noqa: E731
-        head["cid"], head["start"], head["end"], head["count"] = cat("cid"), cat("start"), cat("end"), cat("count")
-        head["type"] = np.concatenate(kind)[order]
-        fixed = head["type"] == _FIXED_TYPE
-        head["step"][fixed] = head["span"][fixed] = 1
-        at = np.concatenate(at)[order]
-        width = np.where(fixed, 4, 12)
-        self.max_block = max(self.max_block, int((_SECTION.itemsize + width * head["count"]).max()))
-        heads = head.tobytes()
-        payload = {p["type"]: p["payload"].tobytes() for p in parts}
+        """Sections of one batch (bedGraph and/or fixed-step) in row order -> blocks."""
         hs = _SECTION.itemsize
-        blocks = []
-        for j, (t, a, c, w) in enumerate(zip(head["type"].tolist(), at.tolist(), head["count"].tolist(),
-                                             width.tolist())):
-            blocks.append(_deflate(heads[j * hs:(j + 1) * hs] + payload[t][a * w:(a + c) * w]))
+        if len(parts) == 1:
+            sec = dict(parts[0])
+            kind = np.full(sec["row"].size, sec["type"], np.uint8)
+        else:
+            order = np.argsort(np.concatenate([p["row"] for p in parts]), kind="stable")
+            sec = {k: np.concatenate([p[k] for p in parts])[order] for k in ("cid", "start", "end", "at", "count")}
+            kind = np.concatenate([np.full(p["row"].size, p["type"], np.uint8) for p in parts])[order]
+        head = np.zeros(kind.size, _SECTION)
+        head["cid"], head["start"], head["end"], head["count"], head["type"] = (
+            sec["cid"], sec["start"], sec["end"], sec["count"], kind)
+        fixed = kind == _FIXED_TYPE
+        head["step"][fixed] = head["span"][fixed] = 1
+        width = np.where(fixed, 4, 12)
+        size = hs + width * sec["count"]
+        self.max_block = max(self.max_block, int(size.max()))
+        heads = head.tobytes()
+        payload = {p["type"]: memoryview(p["payload"].view(np.uint8).reshape(-1)) for p in parts}
+        blocks = [_deflate(heads[j * hs:(j + 1) * hs] + payload[t][a * w:(a + c) * w])
+                  for j, (t, a, c, w) in enumerate(zip(kind.tolist(), sec["at"].tolist(), sec["count"].tolist(),
+                                                       width.tolist()))]
         sizes = np.fromiter(map(len, blocks), np.int64, len(blocks))
         leaves = np.zeros(len(blocks), _LEAF)
         leaves["c0"] = leaves["c1"] = head["cid"]
