@@ -30,7 +30,8 @@ files are byte-identical whatever their number.
 
 Output (``calls_dir``):
 
-- ``<feature>.bed.gz`` + ``.tbi``: bgzipped, tabix-indexed BED6 (chrom, start, end,
+- ``<feature>.bed.gz`` + ``.tbi`` (``.csi`` when a segment ends past 2^29, 512 Mb):
+  bgzipped, tabix-indexed BED6 (chrom, start, end,
   name = feature, score = round(mean probability over the called bases × 1000), exact
   from the integer codes, ties to even; strand ``.``), sorted by contig (dataset order)
   then start; no header line (BED tools skip lines starting with ``#``, ``track`` or
@@ -56,7 +57,6 @@ import time
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
-import pyarrow as pa
 
 from . import frames, store, textout
 from .errors import GenosegError
@@ -554,10 +554,10 @@ def _call_features(dataset_dir: str, contigs: Sequence[str], feats: Sequence[str
         ends[fr.piece_cid] = fr.pos[np.cumsum(fr.piece_len) - 1] + 1
         _spill(stream.feed_features(fr.pos, fr.codes, cid), seg_paths)
     _spill(stream.finish_features(), seg_paths)
-    names = pa.array(list(contigs), pa.string())
+    names = textout.Table(contigs)
     out = {"features": {}, "bases": bases.tolist(), "ends": ends.tolist()}
     for f, seg, bed in zip(feats, seg_paths, bed_paths):
-        textout.write_bed_gz(seg, bed, names, f)
+        textout.write_bed_gz(seg, bed, contigs, f, names)
         bp = sum(int((r["end"] - r["start"]).sum()) for r in textout.segment_blocks(seg))
         out["features"][f] = {"count": textout.segment_count(seg), "bp": bp}
     return out
@@ -581,10 +581,10 @@ def _write_gff3(path: str, seg_paths: Sequence[str], feats: Sequence[str], conti
     with open(path, "wb") as out:
         out.write(b"##gff-version 3\n")
         out.write("".join(f"##sequence-region {q} 1 {n}\n" for q, n in zip(seqids, sizes) if n > 0).encode())
-        types = pa.array([gff_escape(f) for f in feats], pa.string())
-        seqids_arr = pa.array(seqids, pa.string())
+        types = textout.Table([gff_escape(f) for f in feats])
+        seqid_table = textout.Table(seqids)
         for rec, f, ids in textout.merged_order(seg_paths):
-            out.write(textout.gff_lines(rec, f, ids, seqids_arr, source, types))
+            out.write(textout.gff_lines(rec, f, ids, seqid_table, source, types))
 
 
 def read_summary(calls_dir: str) -> Optional[dict]:
