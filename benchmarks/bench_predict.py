@@ -10,6 +10,22 @@ Compile time is measured separately (first call); throughput is the median of
 ``--repeats`` timed calls. Usage::
 
     python benchmarks/bench_predict.py [--quick] [--repeats 5] [--json out.json]
+    python benchmarks/bench_predict.py --compare-authors [--repeats 7]
+    python benchmarks/bench_predict.py --engine
+
+``--compare-authors`` times genoseg's SegmentNT against the authors' jitted forward
+(package ``nucleotide_transformer``, github instadeepai/nucleotide-transformer; not a
+dependency: ``git clone`` it and ``pip install --no-deps ./nucleotide-transformer``)
+on the same random checkpoint (4 layers, width 256) and the same 8 windows of 6,144 bp,
+float32, in one process: A/B calls interleaved, medians, ratio = authors' time /
+genoseg's time (> 1: genoseg faster), and the largest difference of the probabilities.
+
+``--engine`` runs ``predict_chunk`` over a synthetic genome (a long contig with N
+gaps and short runs, plus many small scaffolds) with the tiny SegmentNT and with the
+fake fast model of ``tests/fakes.py`` (host-side worst case), and prints per chunk the
+padded-copy fraction (and what per-run batching would have padded), the device-idle
+fraction, the per-batch breakdown (host read + tokenise, transfer, device, merge,
+write) and the merge rate.
 """
 
 from __future__ import annotations
@@ -72,7 +88,16 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="fewer shapes (for CI smoke runs)")
     ap.add_argument("--json", help="also write the rows as JSON here")
+    ap.add_argument("--compare-authors", action="store_true",
+                    help="A/B against the authors' jitted SegmentNT forward (needs nucleotide_transformer)")
+    ap.add_argument("--engine", action="store_true", help="predict_chunk statistics on a synthetic genome")
+    ap.add_argument("--length", type=int, default=6144, help="window length for --compare-authors")
+    ap.add_argument("--batch", type=int, default=8, help="batch size for --compare-authors / --engine")
     args = ap.parse_args(argv)
+    if args.compare_authors:
+        return compare_authors(args.length, args.batch, args.repeats, args.json)
+    if args.engine:
+        return engine(args.batch, args.json)
 
     backend = jax.default_backend()
     on_gpu = backend == "gpu"
@@ -115,6 +140,193 @@ def main(argv=None) -> int:
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
+
+
+# ------------------------------------------------------------------ vs the authors
+def authors_segment_nt(cfg: SegmentNTConfig):
+    """The authors' SegmentNT forward (their modules, their names) for ``cfg``:
+    ``(jitted probs(params, tokens), init(rng, tokens) -> params, to_published)``, where
+    ``to_published`` renames their parameter tree to the published checkpoint names
+    (what genoseg loads). ``None`` when their package is not importable."""
+    try:
+        import haiku as hk
+        from nucleotide_transformer.heads import UNetHead
+        from nucleotide_transformer.model import SegmentNTConfig as AuthorsConfig
+        from nucleotide_transformer.model import build_nucleotide_transformer_with_head_fn
+    except ImportError:
+        return None
+    import jax.numpy as jnp
+
+    from genoseg.models.segment_nt import HEAD, TRUNK
+
+    name = "nucleotide_transformersegment_nt"  # what their get_pretrained_segment_nt_model uses
+    acfg = AuthorsConfig(
+        alphabet_size=cfg.vocab_size, pad_token_id=1, mask_token_id=2, max_positions=cfg.max_positions,
+        embed_scale=cfg.embed_scale, emb_layer_norm_before=cfg.emb_layer_norm_before, key_size=cfg.key_dim,
+        attention_heads=cfg.attention_heads, embed_dim=cfg.embed_dim, ffn_embed_dim=cfg.ffn_embed_dim,
+        num_layers=cfg.num_layers, positional_embedding=None, add_bias_kv=cfg.add_bias_kv,
+        add_bias_ffn=cfg.add_bias_ffn, use_glu_in_ffn=cfg.use_glu_in_ffn,
+        ffn_activation_name=cfg.ffn_activation_name, use_rotary_embedding=True, token_dropout=False,
+        masking_ratio=0.0, masking_prob=0.0, rescaling_factor=cfg.rescaling_factor, features=list(cfg.features))
+    fwd = hk.transform(build_nucleotide_transformer_with_head_fn(
+        acfg, lambda: UNetHead(num_features=len(cfg.features), embed_dimension=cfg.embed_dim, name=name),
+        model_name=name))
+
+    def probs(params, tokens):
+        logits = fwd.apply(params, None, tokens)["logits"].astype(jnp.float32)
+        return jax.nn.softmax(logits, axis=-1)[..., -1]
+
+    def to_published(params):
+        return {k.replace(name + "_1", HEAD).replace(name, TRUNK): {p: np.asarray(v) for p, v in d.items()}
+                for k, d in params.items()}
+
+    return jax.jit(probs), fwd.init, to_published
+
+
+def compare_authors(length: int, batch: int, repeats: int, json_out=None) -> int:
+    """A/B timing of genoseg vs the authors' jitted forward (see module docstring)."""
+    cfg = SegmentNTConfig(features=FEATURES, use_glu_in_ffn=True, ffn_activation_name="swish",
+                          add_bias_ffn=False, use_rotary_embedding=True, rescaling_factor=5000 / 2048,
+                          **NT_SIZES["small"])
+    authors = authors_segment_nt(cfg)
+    if authors is None:
+        print("nucleotide_transformer is not importable: git clone "
+              "github.com/instadeepai/nucleotide-transformer and pip install --no-deps it")
+        return 2
+    afn, init, to_published = authors
+    from genoseg.models.segment_nt import tokenize
+
+    tokens = jax.numpy.asarray(tokenize(random_windows(np.random.default_rng(0), batch, length)))
+    aparams = init(jax.random.PRNGKey(0), tokens[:1, :5])
+    model = build_model(cfg, to_published(aparams), attention="einsum")
+    a, g = np.asarray(afn(aparams, tokens)), np.asarray(model.predict_tokens(tokens))  # compile both
+    times: dict[str, list] = {"authors": [], "genoseg": []}
+    for _ in range(repeats):  # interleaved, so load on the machine hits both alike
+        for key, fn in (("authors", lambda: afn(aparams, tokens)), ("genoseg", lambda: model.predict_tokens(tokens))):
+            t0 = time.perf_counter()
+            fn().block_until_ready()
+            times[key].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"backend": jax.default_backend(), "device": jax.devices()[0].device_kind, "layers": cfg.num_layers,
+           "width": cfg.embed_dim, "length": length, "batch": batch, "repeats": repeats,
+           "authors_median_s": med["authors"], "genoseg_median_s": med["genoseg"],
+           "ratio": med["authors"] / med["genoseg"], "max_abs_diff": float(np.abs(a - g).max())}
+    print(f"SegmentNT {cfg.num_layers} layers, width {cfg.embed_dim}, {batch} x {length} bp, float32, "
+          f"{out['backend']} ({out['device']}), median of {repeats} interleaved calls")
+    print(f"  authors' jitted forward {med['authors']:.3f} s   genoseg {med['genoseg']:.3f} s   "
+          f"ratio {out['ratio']:.2f}x (>1: genoseg faster)   max |dp| {out['max_abs_diff']:.1e}")
+    if json_out:
+        pathlib.Path(json_out).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+# ------------------------------------------------------------------------ engine
+def engine(batch: int, json_out=None) -> int:
+    """predict_chunk statistics per chunk on a synthetic genome (see module docstring)."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fakes import FakeModel
+
+    from genoseg import windows
+    from genoseg.fasta import Fasta
+    from genoseg.predict import predict_chunk
+
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fasta = _synthetic_genome(rng, pathlib.Path(tmp) / "g.fa")
+        for label, model in (("segment_nt tiny (random), L=1536", nt_model("tiny", "float32", "auto")),
+                             ("fake fast model, L=1536", FakeModel(window_length=1536))):
+            g = windows.geometry_from_model(model, 1536)
+            _, chunks = windows.make_plan(str(fasta), g, None, 600)
+            print(f"{label}: {len(chunks)} chunks, batch {batch}")
+            print(f"  {'chunk':>5s} {'windows':>7s} {'padded':>7s} {'per-run':>7s} {'idle':>6s} "
+                  f"{'host':>6s} {'xfer':>6s} {'device':>7s} {'merge':>6s} {'write':>6s} {'merge Mb/s':>10s}")
+            with Fasta(str(fasta)) as fa:
+                for ch in chunks:
+                    st = predict_chunk(model, fa, ch, str(pathlib.Path(tmp) / f"c{ch['chunk']}.parquet"),
+                                       batch_size=batch, overwrite=True)
+                    st["per_run_padded_fraction"] = _per_run_padding(ch, batch)
+                    rows.append({"model": label, **st})
+                    ms = st["per_batch_ms"]
+                    print(f"  {st['chunk']:5d} {st['windows']:7d} {st['padded_fraction']:7.1%} "
+                          f"{st['per_run_padded_fraction']:7.1%} {st['device_idle_fraction']:6.1%} "
+                          f"{ms['host']:6.1f} {ms['transfer']:6.1f} {ms['device']:7.1f} {ms['merge']:6.1f} "
+                          f"{ms['write']:6.1f} {st['merge_bases_per_s'] / 1e6:10.1f}")
+            print("  (per batch, ms; padded: copies computed / windows computed; per-run: the same with "
+                  "batches cut at every run or contig end)")
+    for P in (1536, 30_000):
+        r = merge_alone(P)
+        rows.append(r)
+        print(f"merge alone (RingMerger, {P}-bp windows, overlap 0.5, 14 features, {r['bases'] / 1e6:.0f} Mb): "
+              f"{r['bases_per_s'] / 1e6:.1f} Mb/s wall, {r['bases_per_cpu_s'] / 1e6:.1f} Mb per CPU second, "
+              f"ring {r['ring_mb']:.0f} MB")
+    if json_out:
+        pathlib.Path(json_out).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def merge_alone(P: int, bases: int = 6_000_000, batch: int = 8, F: int = 14) -> dict:
+    """The merge on its own: weighted add of every window, mean, uint8 codes (the
+    writer is a no-op), over one long contig; median of 3."""
+    from genoseg.predict import Jobs, RingMerger, merge_plan, schedule, taper
+
+    step = P // 2
+    nwin = (bases - P) // step + 1
+    starts = np.arange(nwin, dtype=np.int64) * step
+    length = int(starts[-1] + P)
+    jobs = Jobs(part=np.zeros(nwin, np.int64), start=starts, length=np.full(nwin, P), ostart=starts,
+                vlo=starts, vhi=starts + P, skip=np.zeros(nwin, np.int64), offset=np.array([0, length]))
+    batches = schedule(jobs.length, jobs.vlo, jobs.vhi, batch, 10**9)
+    flush, ring = merge_plan(batches, jobs.vlo, jobs.vhi)
+    probs = np.random.default_rng(0).random((batch, P, F), dtype=np.float32)
+    w = taper(P)
+    times, cpu = [], []
+    for _ in range(3):
+        merger = RingMerger(ring, F, jobs, [{"contig": "c", "owned": [0, length]}], lambda *a: None)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for k, b in enumerate(batches):
+            merger.flush(int(flush[k]))
+            merger.add([(int(jobs.vlo[i]), int(jobs.vhi[i]), w, probs[r]) for r, i in enumerate(b.tolist())],
+                       int(flush[k + 1]) if k + 1 < len(batches) else length)
+        merger.flush(length)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"merge_window": P, "bases": length, "bases_per_s": length / statistics.median(times),
+            "bases_per_cpu_s": length / statistics.median(cpu), "ring_mb": merger.nbytes / 2**20}
+
+
+def _synthetic_genome(rng, path: pathlib.Path) -> pathlib.Path:
+    """~3 Mb: one contig with N gaps every ~200 kb and short runs between some of
+    them, plus 300 scaffolds of 1-20 kb."""
+    def bases(n):
+        return np.frombuffer(b"ACGT", np.uint8)[rng.integers(0, 4, n)].tobytes().decode()
+
+    pieces = []
+    for _ in range(12):
+        pieces += [bases(int(rng.integers(150_000, 250_000))), "N" * 100, bases(int(rng.integers(200, 1400))),
+                   "N" * 50]
+    records = [("chr1", "".join(pieces))]
+    records += [(f"scaffold_{i}", bases(int(rng.integers(1_000, 20_000)))) for i in range(300)]
+    with open(path, "w") as fh:
+        for name, seq in records:
+            fh.write(f">{name}\n")
+            for i in range(0, len(seq), 80):
+                fh.write(seq[i:i + 80] + "\n")
+    return path
+
+
+def _per_run_padding(chunk: dict, batch: int) -> float:
+    """Padded fraction had batches been cut wherever the window length or contig changes."""
+    computed = needed = 0
+    for part in chunk["parts"]:
+        lens = [n for _, n in part["compute"]]
+        cuts = [0] + [i for i in range(1, len(lens)) if lens[i] != lens[i - 1]] + [len(lens)]
+        for a, b in zip(cuts, cuts[1:]):
+            needed += b - a
+            computed += -(-(b - a) // batch) * batch
+    return (computed - needed) / computed if computed else 0.0
 
 
 if __name__ == "__main__":

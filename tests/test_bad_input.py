@@ -61,7 +61,9 @@ def fasta(tmp_path):
     ("batch_size", 0, ["--batch-size", "at least 1"]),
     ("windows_per_chunk", 0, ["--windows-per-chunk", "at least 1"]),
     ("window_length", 0, ["--window-length", "positive"]),
-    ("overlap", 1.0, ["--overlap", "[0, 1)"]),
+    ("overlap", 1.0, ["--overlap", "between 0 and 0.9"]),
+    ("overlap", 0.9999, ["--overlap", "between 0 and 0.9"]),
+    ("chunk_seconds", 0, ["--chunk-seconds", "positive"]),
     ("min_contig_length", -5, ["--min-contig-length"]),
     ("compute_dtype", "float16", ["--compute-dtype"]),
     ("contig_regex", "chr(", ["--contig-regex", "chr("]),
@@ -703,6 +705,88 @@ def test_fragmented_assembly_bounded_files_and_bytes_per_base(tmp_path, monkeypa
     store._reader.last = None
     seen = [c for c, pos, _ in store.iter_dataset(ds_f, features=["exon"], batch_rows=100_000)]
     assert list(dict.fromkeys(seen)) == meta_f["contigs"] and len(decoded) == row_groups
+
+
+# ------------------------------------------------------------------ plan options and files
+@pytest.mark.parametrize("args, words", [
+    (["--overlap", "0.9999"], ["--overlap 0.9999", "between 0 and 0.9"]),
+    (["--overlap", "-0.1"], ["--overlap -0.1", "between 0 and 0.9"]),
+    (["--window-length", "0"], ["--window-length 0", "positive multiple of 24", "default, 30000"]),
+    (["--window-length", "100"], ["--window-length 100", "multiple of 24"]),
+    (["--target-chunks", "0"], ["--target-chunks 0", "at least 1"]),
+    (["--chunk-seconds", "0"], ["--chunk-seconds 0", "positive number of seconds"]),
+])
+def test_plan_overlap_0_9999_and_window_length_0_refused_before_writing(tmp_path, fasta, capsys, args, words):
+    """--overlap 0.9999 used to give 42,322 windows for 50 kb; --window-length 0 silently
+    meant the default."""
+    out = tmp_path / "plan"
+    assert cli("plan", "--fasta", fasta, "--backbone", "segment_nt", "--outdir", out, *args) == 2
+    line = one_error_line(capsys.readouterr().err)
+    for w in words:
+        assert w in line, line
+    assert not out.exists()
+
+
+def test_window_length_0_refused_with_a_model_object():
+    with pytest.raises(GenosegError, match="--window-length 0"):
+        windows.geometry_from_model(FakeModel(window_length=96), window_length=0)
+
+
+@pytest.mark.parametrize("damage", ["plan_without_contigs", "plan_contig_without_length",
+                                   "chunk_without_parts", "chunk_part_without_compute"])
+def test_plan_file_missing_keys_named_not_keyerror(tmp_path, fasta, capsys, damage):
+    plan_dir = tmp_path / "plan"
+    assert cli("plan", "--fasta", fasta, "--backbone", "segment_nt", "--window-length", 96,
+               "--target-chunks", 2, "--outdir", plan_dir) == 0
+    plan_path, chunk_path = plan_dir / "plan.json", plan_dir / "chunks" / "chunk_00000.json"
+    plan, chunk = json.loads(plan_path.read_text()), json.loads(chunk_path.read_text())
+    if damage == "plan_without_contigs":
+        del plan["contigs"]
+        key, path = "'contigs'", plan_path
+    elif damage == "plan_contig_without_length":
+        del plan["contigs"][1]["length"]
+        key, path = "'length'", plan_path
+    elif damage == "chunk_without_parts":
+        del chunk["parts"]
+        key, path = "'parts'", chunk_path
+    else:
+        del chunk["parts"][0]["compute"]
+        key, path = "'compute'", chunk_path
+    plan_path.write_text(json.dumps(plan))
+    chunk_path.write_text(json.dumps(chunk))
+    capsys.readouterr()
+    if path == plan_path:
+        rc = cli("collect", "--plan", plan_path, "--chunks", tmp_path / "none.parquet", "--outdir", tmp_path / "o")
+    else:
+        rc = cli("predict", "--fasta", fasta, "--model", TINY_NT, "--chunk", chunk_path, "--out", tmp_path / "c.parquet")
+    assert rc == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(path) in line and key in line and "genoseg plan" in line, line
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c.parquet").exists()
+
+
+def test_empty_fasta_record_shown_as_skipped_in_the_report(tmp_path):
+    """The plan lists it (test_fasta_empty_record_is_listed_as_skipped); so does the report."""
+    rng = np.random.default_rng(3)
+    fa = tmp_path / "g.fa"
+    fa.write_text(f">chr1\n{rand_seq(rng, 600)}\n>hollow some description\n>chr2\n{rand_seq(rng, 400)}\n")
+    annotate(str(fa), str(tmp_path / "out"), FakeModel(window_length=96), AnnotateOptions(windows_per_chunk=4))
+    plan = json.loads((tmp_path / "out" / "segment_nt" / "plan.json").read_text())
+    assert {"name": "hollow", "length": 0, "reason": "empty sequence"} in plan["skipped_contigs"]
+    html = (tmp_path / "out" / "segment_nt" / "report.html").read_text()
+    skipped = html[html.index("Skipped</h2>"):]
+    assert "hollow" in skipped and "empty sequence" in skipped
+
+
+def test_missing_chunk_file_named_once(tmp_path, fasta, capsys):
+    """The message said "chunk file file <path> does not exist"."""
+    missing = tmp_path / "chunk_00007.json"
+    assert cli("predict", "--fasta", fasta, "--model", TINY_NT, "--chunk", missing, "--out", tmp_path / "c.parquet") == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"chunk file {missing} does not exist" in line and "file file" not in line
+    assert cli("collect", "--plan", tmp_path / "plan.json", "--chunks", missing, "--outdir", tmp_path / "o") == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"plan file {tmp_path / 'plan.json'} does not exist" in line and "file file" not in line
 
 
 # ------------------------------------------------------- published checkpoints as they come

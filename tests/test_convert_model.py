@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -75,6 +76,9 @@ def test_converted_predictions_are_bit_identical(name, tmp_path, capsys):
                     assert (a[mod][k].dtype, a[mod][k].shape) == (b[mod][k].dtype, b[mod][k].shape)
                     np.testing.assert_array_equal(a[mod][k], b[mod][k])
     assert not list(dst.rglob("*.joblib"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.stat().st_mode & 0o777 for p in dst.rglob("*") if p.is_file()} == {0o666 & ~umask}  # not private
     assert {p.name for p in (dst / "jax_model").iterdir()} == {
         Path(r).name for r in rec["files"] if r.startswith("jax_model/")}
     seqs = _seqs(CASES[name])
@@ -189,7 +193,6 @@ def test_existing_output_and_bad_source(tmp_path, capsys):
 
 
 def test_evil_pickle_is_refused_by_conversion_too(tmp_path, capsys):
-    import os
     import pickle
 
     class Evil:

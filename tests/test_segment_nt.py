@@ -15,7 +15,7 @@ from genoseg.models.segment_nt import (
 )
 
 CASES = [("segment_nt_tiny", "L96"), ("segment_nt_tiny", "L192"), ("segment_nt_tiny_rescaled", "L96")]
-# bfloat16 vs the float32 golden: measured max |dp| 4.7e-3, mean 8e-4 (README); bar with margin.
+# bfloat16 vs the float32 golden: measured max |dp| 6.0e-3, mean 7.7e-4 (README); bar with margin.
 BF16_ATOL = 1.5e-2
 
 

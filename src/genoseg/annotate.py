@@ -42,6 +42,7 @@ from . import signals
 from .errors import GenosegError
 from .outputs import atomic_path, backbone_dir, check_absent, check_writable_dir, escape_name
 from .parallel import check_threads
+from .windows import ChunkSizing, check_overlap
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,10 @@ class AnnotateOptions:
     backbone: Optional[str] = None
     window_length: Optional[int] = None
     overlap: float = 0.5
-    windows_per_chunk: int = 64
+    windows_per_chunk: Optional[int] = None  # default 64 unless chunk_seconds / target_chunks
+    chunk_seconds: Optional[float] = None
+    target_chunks: Optional[int] = None
+    seconds_per_window: Optional[float] = None
     batch_size: int = 8
     compute_dtype: str = "float32"
     reverse_complement: bool = False
@@ -101,11 +105,10 @@ class AnnotateOptions:
             object.__setattr__(self, "contigs", tuple(self.contigs))
         if self.window_length is not None and self.window_length <= 0:
             raise GenosegError(f"--window-length must be a positive number of bases, got {self.window_length}")
-        if not 0.0 <= self.overlap < 1.0:
-            raise GenosegError(f"--overlap must be in [0, 1), got {self.overlap}")
-        for name in ("windows_per_chunk", "batch_size"):
-            if getattr(self, name) < 1:
-                raise GenosegError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        check_overlap(self.overlap)
+        self.sizing  # noqa: B018 - validates the chunk size options
+        if self.batch_size < 1:
+            raise GenosegError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.min_contig_length < 0:
             raise GenosegError(f"--min-contig-length must be >= 0, got {self.min_contig_length}")
         if self.compute_dtype not in ("float32", "bfloat16"):
@@ -121,6 +124,12 @@ class AnnotateOptions:
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
                 raise GenosegError(f"--{name} {path}: file not found")
+
+    @property
+    def sizing(self) -> ChunkSizing:
+        """How windows are grouped into chunks (default: 64 windows per chunk)."""
+        return ChunkSizing.from_options(self.windows_per_chunk, self.chunk_seconds, self.target_chunks,
+                                        self.seconds_per_window, default="windows_per_chunk")
 
 
 def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOptions] = None) -> dict:
@@ -236,7 +245,7 @@ def _plan(fasta: str, model, model_dir, work: "WorkDir", o: AnnotateOptions, tim
     t0 = time.perf_counter()
     g = geometry_from_model(model, o.window_length, o.overlap)
     with Fasta(fasta, fai=o.fai, gzi=o.gzi, index_dir=work.path) as fa:
-        plan, chunks = make_plan(fa, g, None, o.windows_per_chunk, list(o.contigs) if o.contigs else None,
+        plan, chunks = make_plan(fa, g, None, o.sizing, list(o.contigs) if o.contigs else None,
                                  o.contig_regex, o.min_contig_length, True, model_dir)
     total = sum(c["length"] for c in plan["contigs"])
     timings.add("plan", t0, total, windows=plan["n_windows"], chunks=plan["n_chunks"])

@@ -262,6 +262,9 @@ def save_tree(tree: dict[str, dict[str, np.ndarray]], path: str | os.PathLike) -
                 raise CheckpointError(f"cannot convert tensor {key!r}: dtype {arr.dtype} is not supported")
             flat[key] = arr if arr.flags.c_contiguous else arr.copy(order="C")  # keeps 0-d shapes
     save_file(flat, os.fspath(path), metadata={"layout": "genoseg {module}/{param}"})
+    umask = os.umask(0)  # the library creates the file private (0600): give it the usual mode
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 #: safetensors dtype codes -> numpy (the format is little-endian).

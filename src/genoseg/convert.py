@@ -36,7 +36,7 @@ import logging
 import mmap
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterator, Optional
 
 from . import __version__
@@ -85,8 +85,9 @@ def file_record(path: str, block: int = BLOCK_BYTES) -> dict:
 
 
 def _workers() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(16, cores))
+    from .parallel import available_cores
+
+    return min(16, available_cores())
 
 
 # ------------------------------------------------------------------ reading
@@ -143,6 +144,21 @@ def verify_converted(model_dir: str, record: Optional[dict] = None) -> Optional[
                 if bad is not None:
                     raise _tampered(bad, "SHA-256 differs from the one recorded at conversion")
     return record
+
+
+def start_verification(model_dir: str) -> Optional[Future]:
+    """:func:`verify_converted` on background threads (hashing releases the GIL), so that
+    it overlaps the rest of loading; ``None`` when the directory is not converted. The
+    caller must take ``.result()`` (which raises what ``verify_converted`` raises) before
+    using anything it loaded."""
+    record = read_record(model_dir)
+    if record is None:
+        return None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="genoseg-verify")
+    try:
+        return pool.submit(verify_converted, model_dir, record)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _tampered(path: str, what: str) -> CheckpointError:

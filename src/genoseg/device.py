@@ -138,8 +138,9 @@ def describe(dev, count: int = 1) -> DeviceInfo:
     """:class:`DeviceInfo` for a ``jax.Device``."""
     platform = "gpu" if dev.platform in _GPU_PLATFORMS else dev.platform
     if platform == "cpu":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return DeviceInfo("cpu", _cpu_name(), _host_memory(), count=1, detail=f"{cores} cores")
+        from .parallel import available_cores
+
+        return DeviceInfo("cpu", _cpu_name(), _host_memory(), count=1, detail=f"{available_cores()} cores")
     memory = None
     try:
         stats = dev.memory_stats() or {}

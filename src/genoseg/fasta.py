@@ -19,14 +19,13 @@ import logging
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
 
 from .errors import GenosegError
-from .outputs import write_error
+from .outputs import atomic_path, write_error
 
 log = logging.getLogger(__name__)
 
@@ -255,27 +254,29 @@ def _fresh(index: str, fasta: str) -> bool:
 
 def build_index(path: str, fai: str, gzi: Optional[str] = None) -> None:
     """Build ``fai`` (and ``gzi`` for BGZF) with htslib, written under temporary names
-    and renamed, so a killed run never leaves a truncated index. A file htslib cannot
-    index is diagnosed by :func:`check_layout` (file, contig, line and the fix)."""
+    and renamed (:func:`genoseg.outputs.atomic_path`), so a killed run never leaves a
+    truncated index. A file htslib cannot index is diagnosed by :func:`check_layout`
+    (file, contig, line and the fix)."""
+    import contextlib
+
     import pysam
 
     log.info("indexing %s -> %s", path, fai)
-    tmp_fai, tmp_gzi = f"{fai}.{os.getpid()}.partial", gzi and f"{gzi}.{os.getpid()}.partial"
     verbosity = pysam.set_verbosity(0)  # htslib's own words would precede ours on stderr
     try:
-        pysam.faidx(path, "--fai-idx", tmp_fai, *(["--gzi-idx", tmp_gzi] if gzi else []))
-        if not os.path.isfile(tmp_fai):
-            raise OSError("no index written")
-    except Exception as exc:  # pysam raises SamtoolsError / OSError
-        check_layout(path)  # raises the precise error when the layout is the cause
-        raise GenosegError(f"{path}: cannot build the FASTA index: {str(exc).strip()}") from None
+        with contextlib.ExitStack() as stack:
+            tmp_fai = stack.enter_context(atomic_path(fai, overwrite=True))
+            tmp_gzi = stack.enter_context(atomic_path(gzi, overwrite=True)) if gzi else None
+            try:
+                pysam.faidx(path, "--fai-idx", tmp_fai, *(["--gzi-idx", tmp_gzi] if gzi else []))
+            except Exception as exc:  # pysam raises SamtoolsError / OSError
+                check_layout(path)  # raises the precise error when the layout is the cause
+                raise GenosegError(f"{path}: cannot build the FASTA index: {str(exc).strip()}") from None
+            if not os.path.getsize(tmp_fai):
+                check_layout(path)
+                raise GenosegError(f"{path}: the FASTA index came out empty")
     finally:
         pysam.set_verbosity(verbosity)
-        for t, final in ((tmp_gzi, gzi), (tmp_fai, fai)):
-            if t and os.path.isfile(t) and os.path.getsize(t) and sys.exc_info()[0] is None:
-                os.replace(t, final)
-            elif t and os.path.lexists(t):
-                os.remove(t)
 
 
 def read_fai(path: str) -> list[tuple[str, int, int, int, int]]:
@@ -563,11 +564,7 @@ def scan_contig(fasta: Fasta, contig: str, block: int = BLOCK) -> tuple[np.ndarr
         raw = fasta.fetch_bytes(contig, lo, hi)
         bad = np.flatnonzero(~_VALID[raw])
         if bad.size:
-            p = lo + int(bad[0])
-            ch = chr(raw[bad[0]])
-            raise GenosegError(
-                f"{fasta.path}: contig {contig!r}, position {p} (0-based; {p + 1} 1-based): "
-                f"{ch!r} is not an IUPAC nucleotide code ({IUPAC}, either case)")
+            raise _not_iupac(fasta, contig, lo + int(bad[0]), raw[bad[0]])
         m = _ACGT[raw].view(np.int8)
         d = np.diff(m, prepend=prev)
         starts.append(np.flatnonzero(d == 1) + lo)
@@ -581,6 +578,56 @@ def scan_contig(fasta: Fasta, contig: str, block: int = BLOCK) -> tuple[np.ndarr
     e = np.concatenate(ends).astype(np.int64)
     assert s.size == e.size, "run bookkeeping"
     return s, e
+
+
+def _not_iupac(fasta: Fasta, contig: str, p: int, code: int) -> GenosegError:
+    return GenosegError(f"{fasta.path}: contig {contig!r}, position {p} (0-based; {p + 1} 1-based): "
+                        f"{chr(code)!r} is not an IUPAC nucleotide code ({IUPAC}, either case)")
+
+
+def scan_contigs(fasta: Fasta, contigs: list[str], block: int = BLOCK) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`scan_contig` of each contig, in order. Contigs shorter than ``block`` are
+    read and checked in batches of about ``block`` bases (one vectorised pass per batch,
+    contigs separated by a byte that ends any run), so 10^5 scaffolds cost about what
+    one contig of the same total length does."""
+    out: list = [None] * len(contigs)
+    batch: list[tuple[int, str, int]] = []
+
+    def flush():
+        seqs = [fasta.fetch_bytes(c, 0, n) for _, c, n in batch]
+        sizes = np.array([n + 1 for _, _, n in batch], np.int64)
+        first = np.concatenate([[0], np.cumsum(sizes)])  # start of each contig in the batch
+        raw = np.zeros(int(first[-1]), np.uint8)  # separators stay 0
+        for (_, _, n), seq, a in zip(batch, seqs, first[:-1].tolist()):
+            raw[a:a + n] = seq
+        ok = _VALID[raw]
+        ok[first[1:] - 1] = True
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            k = int(np.searchsorted(first, bad[0], side="right")) - 1
+            raise _not_iupac(fasta, batch[k][1], int(bad[0] - first[k]), raw[bad[0]])
+        d = np.diff(_ACGT[raw].view(np.int8), prepend=np.int8(0))
+        rs, re_ = np.flatnonzero(d == 1), np.flatnonzero(d == -1)  # every run ends at a separator at the latest
+        i0 = np.searchsorted(rs, first[:-1])
+        i1 = np.searchsorted(rs, first[1:])
+        for (i, _, _), a, j0, j1 in zip(batch, first[:-1].tolist(), i0.tolist(), i1.tolist()):
+            out[i] = (rs[j0:j1].astype(np.int64) - a, re_[j0:j1].astype(np.int64) - a)
+        batch.clear()
+
+    pending = 0
+    for i, c in enumerate(contigs):
+        n = fasta.length(c)
+        if n >= block:
+            out[i] = scan_contig(fasta, c, block)
+            continue
+        batch.append((i, c, n))
+        pending += n
+        if pending >= block:
+            flush()
+            pending = 0
+    if batch:
+        flush()
+    return out
 
 
 def select_contigs(contigs: Iterable[Contig], names: Optional[list[str]] = None,

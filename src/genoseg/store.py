@@ -84,7 +84,9 @@ _INDEX_KEYS = ("contig", "rows", "row_group", "offset", "first_pos", "last_pos")
 
 def quantize(p: np.ndarray) -> np.ndarray:
     """Probabilities (any float array) -> ``uint8`` codes ``round(p * 255)``."""
-    return np.rint(np.clip(p, 0.0, 1.0) * SCALE).astype(np.uint8)
+    q = np.clip(p, 0.0, 1.0)  # one temporary, scaled and rounded in place
+    q *= SCALE
+    return np.rint(q, out=q).astype(np.uint8)
 
 
 def dequantize(q: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ def register(sub) -> None:
     add_index_options(p)
     p.add_argument("--model", default=None, help="model directory (default: the bundled demo model)")
     p.add_argument("--outdir", required=True, help="output directory")
-    add_plan_options(p)
+    add_plan_options(p, default_sizing="windows-per-chunk")
     p.add_argument("--batch-size", type=int, default=8, help="windows per device call (default 8)")
     p.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--reverse-complement", action="store_true", help="average with reverse-complement predictions")

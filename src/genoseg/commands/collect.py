@@ -23,8 +23,8 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..store import dataset_dir, write_dataset
-    from ..windows import PLAN_FORMAT, read_json
+    from ..windows import read_plan
 
-    plan = read_json(args.plan, "plan file", PLAN_FORMAT)
+    plan = read_plan(args.plan)
     write_dataset(dataset_dir(args.outdir, plan["backbone"]), plan, args.chunks, overwrite=args.overwrite)
     return 0

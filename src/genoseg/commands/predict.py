@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="predict one chunk of a plan", description=__doc__)
-    p.add_argument("--fasta", required=True, help="the FASTA the plan was made from")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", help="the FASTA the plan was made from")
+    src.add_argument("--sequence", help="instead of --fasta: the chunk's own sequence, chunks/chunk_NNNNN.fa.gz "
+                                        "written by `genoseg plan --stage-sequences` (.fai/.gzi beside it)")
     add_index_options(p)
     p.add_argument("--model", required=True,
                    help="model directory (published jax_model/ layout, or converted by genoseg convert-model)")
@@ -43,13 +46,17 @@ def run(args: argparse.Namespace) -> int:
     from ..models import load_model
     from ..outputs import check_absent, check_writable_dir
     from ..predict import predict_chunk, read_chunk
+    from ..staging import ChunkSequence
 
     check_absent(args.out, args.overwrite)
     check_writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out's directory")
     chunk = read_chunk(args.chunk)
-    setup_from_args(args)  # before the weights: --device gpu without a GPU stops here
-    model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)
-    with Fasta(args.fasta, check_duplicates=False, fai=args.fai, gzi=args.gzi) as fa:
+    # the sequence is opened (and checked against the chunk) before the weights load
+    source = (ChunkSequence(args.sequence, chunk) if args.sequence
+              else Fasta(args.fasta, check_duplicates=False, fai=args.fai, gzi=args.gzi))
+    with source as fa:
+        setup_from_args(args)  # before the weights: --device gpu without a GPU stops here
+        model = load_model(args.model, backbone=args.backbone, compute_dtype=args.compute_dtype)
         predict_chunk(model, fa, chunk, args.out, batch_size=args.batch_size,
                       reverse_complement=args.reverse_complement, overwrite=args.overwrite)
     log_cache_stats()

@@ -129,18 +129,36 @@ def load_model(path: str | os.PathLike, backbone: Optional[str] = None,
     Args:
         path: model directory (``jax_model/...``, optionally ``config.json``), in the
             published joblib layout or converted by :func:`genoseg.convert.convert_model`
-            (then every file is verified against ``convert.json`` and no pickle is read).
+            (then every file is verified against ``convert.json``, a changed file is refused
+            with :class:`~genoseg.errors.CheckpointError`, and no pickle is read).
         backbone: one of :data:`BACKBONES`; inferred from the files when ``None``.
         rescaling_factor: SegmentNT only: rotary rescaling at inference (``None`` =
             training value). See ``genoseg.models.segment_nt``.
         compute_dtype: ``"float32"`` or ``"bfloat16"``.
         **options: backbone-specific options (e.g. ``attention`` for SegmentNT).
     """
-    from ..convert import verify_converted
+    from ..convert import start_verification
     from ..device import current_device
 
     path = os.fspath(path)
-    verify_converted(path)  # a converted directory: every file checked before any is read
+    # A converted directory: every file is checked against convert.json while the model is
+    # built (hashing overlaps tracing and the copy to the device); nothing loaded is
+    # returned, or used, unless the check passes.
+    check = start_verification(path)
+    try:
+        model = _load(path, backbone, rescaling_factor, compute_dtype, options)
+    except Exception:
+        if check is not None:
+            check.result()  # a changed file explains the failure better than its symptom
+        raise
+    if check is not None:
+        check.result()
+    model.device = str(current_device())  # recorded with the predictions
+    return model
+
+
+def _load(path: str, backbone: Optional[str], rescaling_factor: Optional[float], compute_dtype: str,
+          options: dict) -> SegmentationModel:
     if backbone is None:
         backbone = detect_backbone(path)
     if backbone not in BACKBONES:
@@ -150,11 +168,8 @@ def load_model(path: str | os.PathLike, backbone: Optional[str] = None,
     if window is not None and "window_length" not in options:
         options["window_length"] = int(window)
     if backbone.startswith("segment_nt"):
-        model = module.load(path, backbone=backbone, rescaling_factor=rescaling_factor,
-                            compute_dtype=compute_dtype, **options)
-    elif rescaling_factor is not None:
+        return module.load(path, backbone=backbone, rescaling_factor=rescaling_factor,
+                           compute_dtype=compute_dtype, **options)
+    if rescaling_factor is not None:
         raise ValueError("rescaling_factor applies to SegmentNT models only")
-    else:
-        model = module.load(path, backbone=backbone, compute_dtype=compute_dtype, **options)
-    model.device = str(current_device())  # recorded with the predictions
-    return model
+    return module.load(path, backbone=backbone, compute_dtype=compute_dtype, **options)

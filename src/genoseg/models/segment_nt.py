@@ -37,7 +37,7 @@ from ..checkpoint import read_model_tree
 from ..errors import CheckpointError
 from ..jsonfile import read_json
 from .base import SegmentationModel, encode_bases, resolve_dtype
-from .common import LayerNorm32, UNetHead, activation, cast_params, is_norm_module, select_tree
+from .common import LayerNorm32, UNetHead, activation, attend, cast_params, is_norm_module, select_tree
 
 TRUNK = "dcnuc_v2_500M_multi_species"
 HEAD = "u_net_head"
@@ -148,9 +148,11 @@ def _attention(q, k, v, impl: str) -> jax.Array:
     """Softmax attention over ``[B, T, H, K]`` heads; returns ``[B, T, H, K]``."""
     scale = 1.0 / np.sqrt(q.shape[-1])
     if impl == "einsum":
-        logits = jnp.einsum("bthk,bshk->bhts", q, k).astype(jnp.float32) * scale  # [B, H, T, T]
-        weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-        return jnp.einsum("bhts,bshk->bthk", weights, v)
+        # Scaling q ([B, T, H, K]) instead of the logits ([B, H, T, T]) saves a full
+        # pass over the T x T matrix; see common.attend for the rest.
+        q = q * jnp.asarray(scale, q.dtype)
+        logits = jnp.einsum("bthk,bshk->bhts", q, k, preferred_element_type=jnp.float32)  # [B, H, T, T]
+        return attend(logits, v)
     on_gpu = jax.default_backend() == "gpu" and q.dtype in (jnp.bfloat16, jnp.float16)
     return jax.nn.dot_product_attention(
         q, k, v, scale=scale, implementation="cudnn" if on_gpu else None
