@@ -557,6 +557,13 @@ def test_bed_writer_and_tabix_index_match_htslib(tmp_path):
             hi = lo + int(rng.choice([1, 500, 40_000, 10_000_000]))
             assert list(a.fetch(c, lo, hi)) == list(b.fetch(c, lo, hi)), (c, lo, hi)
 
+    # no segments: an empty BED with an index htslib reads
+    empty = tmp_path / "empty.bed.gz"
+    textout.write_bed_gz(str(tmp_path / "none.seg"), str(empty), names, "exon")
+    assert read_text(empty) == ""
+    with pysam.TabixFile(str(empty)) as t:
+        assert list(t.contigs) == [] and list(t.fetch()) == []
+
     # a segment past what a .tbi holds: htslib's .csi instead
     big = tmp_path / "big.seg"
     textout.append_segments(str(big), _segments([(0, 10, 20, 255, 1, 255), (0, textout.TBI_MAX, textout.TBI_MAX + 5, 0, 5, 0)]))

@@ -297,7 +297,7 @@ class TabixIndexer:
             self.open = None
         refs = np.concatenate(self.refs) if self.refs else np.zeros((0, 4), np.int64)
         ids, at = np.unique(refs[:, 0], return_index=True)
-        ends = np.append(at[1:], refs.shape[0]) - 1
+        ends = np.append(at[1:], refs.shape[0])[:at.size] - 1
         lines = np.add.reduceat(refs[:, 3], at) if at.size else np.zeros(0, np.int64)
         meta_key = (ids << 16) | self.META_BIN
         ch = np.concatenate(self.chunks) if self.chunks else np.zeros((0, 3), np.int64)
@@ -308,9 +308,9 @@ class TabixIndexer:
         wk = np.concatenate(self.windows) if self.windows else np.zeros((0, 2), np.int64)
         _, firsts = np.unique(wk[:, 0], return_index=True)  # the first line over a window wins
         wk = wk[firsts]
-        body = _tbi_body(np.searchsorted(ids, ch[:, 0] >> 16), ch[:, 0] & 0xFFFF, ch[:, 1], ch[:, 2],
-                         np.searchsorted(ids, wk[:, 0] >> 32), wk[:, 0] & 0xFFFFFFFF, bgzf.virtual(wk[:, 1]),
-                         ids.size)
+        body = b"" if ids.size == 0 else _tbi_body(  # no lines: no contigs
+            np.searchsorted(ids, ch[:, 0] >> 16), ch[:, 0] & 0xFFFF, ch[:, 1], ch[:, 2],
+            np.searchsorted(ids, wk[:, 0] >> 32), wk[:, 0] & 0xFFFFFFFF, bgzf.virtual(wk[:, 1]), ids.size)
         nm = b"".join(names[r].encode() + b"\0" for r in ids.tolist())
         out = BGZFWriter(path)
         out.write(struct.pack("<4s8i", b"TBI\x01", ids.size, 0x10000, 1, 2, 3, ord("#"), 0, len(nm)) + nm + body)
