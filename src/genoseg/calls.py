@@ -343,12 +343,13 @@ class SegmentStream:
         if rs.size == 0:
             return np.zeros(0, self.sdtype), np.zeros(0, self.vdtype)
         n = v.size
-        if not self.codes:
+        if not self.codes or rs.size * 32 < n:  # few runs: reduceat, one light pass
             idx = np.stack([rs, re], 1).ravel()
             idx = idx[:-1] if idx[-1] == n else idx  # reduceat indices must be < n
             return np.add.reduceat(v, idx, dtype=self.sdtype)[0::2], np.maximum.reduceat(v, idx)[0::2]
-        # codes: prefix sums, and a running maximum that restarts at each run (every run's
-        # codes lifted by 256 x its number); ~5x faster than reduceat over short runs
+        # many short runs of codes: prefix sums, and a running maximum that restarts at
+        # each run (every run's codes lifted by 256 x its number); ~5x faster than
+        # reduceat over short runs, slower over few long ones
         small = n < 1 << 23
         cs = np.zeros(n + 1, np.int32 if small else np.int64)
         np.cumsum(v, out=cs[1:])
