@@ -955,3 +955,54 @@ def test_multi_species_taken_from_provenance_not_the_folder_name(tmp_path, caplo
     with caplog.at_level("WARNING"):
         assert detect_backbone(bare) == "segment_nt_multi_species"
     assert "directory name" in caplog.text
+
+
+# ------------------------------------------------------------------ signals in worker processes
+WORKER_SCRIPT = '''
+import os, sys, time
+from genoseg import parallel, signals
+
+def slow(i, marker_dir):
+    open(os.path.join(marker_dir, f"started-{i}-{os.getpid()}"), "w").close()
+    time.sleep(60)
+    return i
+
+if __name__ == "__main__":
+    signals.install()
+    try:
+        parallel.run_jobs(slow, [(0, sys.argv[1]), (1, sys.argv[1])], 2)
+    except signals.Interrupted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_status)
+'''
+
+
+@pytest.mark.parametrize("sig, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_stops_worker_processes_at_once_without_tracebacks(tmp_path, sig, status):
+    """Ctrl-C reaches every process of the group; a scheduler's SIGTERM every process of
+    the job: the parent ends the run (its exit status), the workers go with it, and no
+    worker prints a traceback of its own."""
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "run_jobs_script.py"
+    script.write_text(WORKER_SCRIPT)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script), str(markers)], stderr=subprocess.PIPE, text=True,
+                            env=ENV, start_new_session=True)
+    t0 = time.time()
+    while len(os.listdir(markers)) < 2:
+        assert proc.poll() is None and time.time() - t0 < 60, proc.stderr.read()
+        time.sleep(0.02)
+    pids = [int(n.rsplit("-", 1)[1]) for n in os.listdir(markers)]
+    t1 = time.time()
+    os.killpg(proc.pid, getattr(signal, sig))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == status, err
+    assert time.time() - t1 < 20  # not after the jobs' 60 s
+    assert "Traceback" not in err and "stopped: stopped by " + sig in err
+    time.sleep(0.5)
+    for pid in pids:  # no worker left behind
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"

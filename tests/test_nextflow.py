@@ -14,9 +14,12 @@
 from __future__ import annotations
 
 import glob
+import gzip
+import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -217,7 +220,9 @@ class Runner:
         self.env["GENOSEG_PYTHON"] = sys.executable
         self.env["JAX_PLATFORMS"] = "cpu"
 
-    def run(self, module: str, stage: dict[str, Path], values: dict[str, str]) -> Path:
+    def run(self, module: str, stage: dict[str, Path], values: dict[str, str], script: str | None = None) -> Path:
+        """`script`: the task's command as the config harness rendered it; otherwise the
+        module's script is rendered here from `values`."""
         path = ROOT / "modules/local" / module / "main.nf"
         sub = genoseg_lines(module_script(path))[0].split()[1]
         if sub not in subparsers():
@@ -228,7 +233,7 @@ class Runner:
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             (work / name).symlink_to(target)
         vals = {"args": "", "task.process": f"GENOSEG_{module.upper()}", "task.cpus": "2", **values}
-        script = render(module_script(path), vals)
+        script = script if script is not None else render(module_script(path), vals)
         r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, env=self.env,
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, f"{module} failed:\n{script}\n{r.stderr[-3000:]}"
@@ -258,35 +263,123 @@ def test_genome_modules_write_their_declared_outputs(genome):
     assert (prep / "demo.fa.fai").read_text().strip()
 
 
+def stage_index(chunk: Path) -> list[Path]:
+    """The index files of a chunk's staged sequence (what predict stages beside it)."""
+    seq = chunk.with_suffix(".fa.gz")
+    return [p for p in (Path(f"{seq}.fai"), Path(f"{seq}.gzi")) if p.exists()]
+
+
+SNAPSHOT = ROOT / "tests/main.nf.test.snap"
+PIPELINE_TEST = "segment_nt: predictions, calls, tracks, report and pipeline_info"
+
+
+def output_snapshot(bdir: Path) -> list:
+    """What tests/main.nf.test snapshots of OUTDIR/segment_nt (computed the same way
+    there): md5 of each BED's decompressed text and of calls.gff3, and the prediction rows
+    per contig from the dataset index."""
+    beds = {p.name: hashlib.md5(gzip.decompress(p.read_bytes())).hexdigest()
+            for p in sorted((bdir / "calls").glob("*.bed.gz"), key=lambda p: p.name)}
+    rows = json.loads((bdir / "predictions/_genoseg.json").read_text())["rows"]
+    md5 = lambda p: hashlib.md5(p.read_bytes()).hexdigest()  # noqa: E731
+    return [beds, md5(bdir / "calls/calls.gff3"), rows]
+
+
+def render_tasks(configs, tasks: list[dict], tmp: Path) -> list[str]:
+    """Scripts of `tasks` (module_task(..., render_inputs=...)) as -profile test renders
+    them: the module's script section evaluated by the harness with the configuration's
+    ext.args/batch size, the task's cpus and the staged input names."""
+    run = {"id": "render", "profiles": ["test"], "params": {"outdir": "/results"},
+           "workflow": {"workDir": str(configs.workdir)}, "tasks": tasks}
+    answer = eval_config([run], tmp)["render"]
+    assert "failure" not in answer, answer.get("failure")
+    return [t[0]["script"] for t in answer["tasks"]]
+
+
 @pytest.mark.slow
-def test_module_scripts_write_their_declared_outputs(demo, genome):
+def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
+    """The module scripts as -profile test renders them (script sections evaluated with the
+    configuration's ext.args, batch size and the staged input names, by the harness) run
+    as a chain on the demo genome, each writes what it declares, and the results are
+    those tests/main.nf.test expects of the real pipeline run (its snapshot)."""
+    run = configs["test"]
+    params = run["params"]
     sim, prep = genome
     fasta, fai = prep / "demo.fa", prep / "demo.fa.fai"
-    model = next((m for m in GOLDEN_MODELS if (m / "jax_model").is_dir()), None)
-    assert model is not None
-    plan = demo.run("plan_windows", {"genome.fa": fasta, "genome.fa.fai": fai, "model": model},
-                    {"fasta": "genome.fa", "model": "model",
-                     "args": "--backbone segment_nt --contigs chr3 --windows-per-chunk 64"})
+    source = Path(params["model_dir"])
+    assert source == ROOT / "assets/demo_model" and int(params["simulate_seed"]) == 7
+    jax_cache = run["calls"][0]["value"]  # created at start by main.nf, as here
+    Path(jax_cache).mkdir(parents=True)
+    convert_sh, plan_sh = render_tasks(configs, [
+        module_task("convert_model", render_inputs={"model": "source/demo_model"}),
+        module_task("plan_windows", render_inputs={"fasta": "genome.fa", "fai": "genome.fa.fai", "model": "model"})],
+        demo.tmp)
+    conv = demo.run("convert_model", {"source/demo_model": source}, {"meta.backbone": "segment_nt"}, convert_sh)
+    model = conv / "converted"
+    assert (model / "convert.json").is_file() and not list(model.rglob("*.joblib"))
+    plan = demo.run("plan_windows", {"genome.fa": fasta, "genome.fa.fai": fai, "model": model}, {}, plan_sh)
     chunks = sorted((plan / "plan/chunks").glob("chunk_*.json"))
     assert len(chunks) >= 2  # a real scatter/gather
-    parquets = []
-    for chunk in chunks:
-        demo.run("predict", {"chunk.json": chunk, "genome.fa": fasta, "genome.fa.fai": fai, "model": model},
-                     {"fasta": "genome.fa", "model": "model", "chunk": "chunk.json", "meta.backbone": "segment_nt",
-                      "batch_size": "4", "prefix": chunk.stem})
+    parquets = [f"{c.stem}.parquet" for c in chunks]
+    pred_in, ev_in = {"predictions": "predictions", "fai": "genome.fa.fai"}, {"calls": "calls",
+                     "truth": "truth.gff3", "fai": "genome.fa.fai"}
+    tasks = [module_task("predict", meta_extra={"chunk": c.stem}, render_inputs={
+                 "chunk": c.name, "sequence": f"{c.stem}.fa.gz", "sequence_index": [p.name for p in stage_index(c)],
+                 "model": "model", "weights_sha256": "0" * 64}) for c in chunks]
+    tasks += [module_task("collect", render_inputs={"plan": "plan.json", "parquets": [f"chunks/{p}" for p in parquets]}),
+              module_task("call", render_inputs=pred_in), module_task("tracks", render_inputs=pred_in),
+              module_task("evaluate", render_inputs=ev_in),
+              module_task("report", render_inputs={"plan": "plan.json", "predictions": "run/predictions", "calls": "run/calls",
+                                                   "tracks": "run/tracks", "evaluation": "evaluation.tsv"})]
+    *predict_sh, collect_sh, call_sh, tracks_sh, eval_sh, report_sh = render_tasks(configs, tasks, demo.tmp)
+    assert all("--device cpu" in sh and f"--jax-cache-dir '{jax_cache}'" in sh for sh in predict_sh)
+    for chunk, sh in zip(chunks, predict_sh):
+        stage = {chunk.name: chunk, f"{chunk.stem}.fa.gz": chunk.with_suffix(".fa.gz"), "model": model,
+                 **{p.name: p for p in stage_index(chunk)}}
+        demo.run("predict", stage, {"prefix": chunk.stem}, sh)
         demo.tmp.joinpath("predict").rename(demo.tmp / f"predict_{chunk.stem}")
-        parquets.append(demo.tmp / f"predict_{chunk.stem}" / f"{chunk.stem}.parquet")
-    stage = {"plan.json": plan / "plan/plan.json", **{f"chunks/{p.name}": p for p in parquets}}
-    col = demo.run("collect", stage, {"plan": "plan.json", "parquets": " ".join(f"chunks/{p.name}" for p in parquets),
-                                      "meta.backbone": "segment_nt"})
+    stage = {"plan.json": plan / "plan/plan.json", **{f"chunks/{p}": demo.tmp / f"predict_{p[:-8]}" / p for p in parquets}}
+    col = demo.run("collect", stage, {"meta.backbone": "segment_nt"}, collect_sh)
     pred = col / "segment_nt/predictions"
-    calls = demo.run("call", {"predictions": pred, "genome.fa.fai": fai}, {"predictions": "predictions", "fai": "genome.fa.fai"})
-    tracks = demo.run("tracks", {"predictions": pred, "genome.fa.fai": fai}, {"predictions": "predictions", "fai": "genome.fa.fai"})
+    calls = demo.run("call", {"predictions": pred, "genome.fa.fai": fai}, {}, call_sh)
+    tracks = demo.run("tracks", {"predictions": pred, "genome.fa.fai": fai}, {}, tracks_sh)
     ev = demo.run("evaluate", {"calls": calls / "calls", "truth.gff3": sim / "sim/truth.gff3", "genome.fa.fai": fai},
-                  {"calls": "calls", "truth": "truth.gff3", "fai": "genome.fa.fai"})
+                  {}, eval_sh)
+    assert (ev / "evaluation.tsv").read_text().strip()
     demo.run("report", {"plan.json": plan / "plan/plan.json", "run/predictions": pred, "run/calls": calls / "calls",
-                        "run/tracks": tracks / "tracks", "evaluation.tsv": ev / "evaluation.tsv"},
-             {"plan": "plan.json", "eval_arg": "--evaluation evaluation.tsv"})
+                        "run/tracks": tracks / "tracks", "evaluation.tsv": ev / "evaluation.tsv"}, {}, report_sh)
+    # the pipeline's own glue on these real outputs (subworkflows/local/utils_genoseg):
+    # chunk files -> predict inputs, weights checksum (predict's cache key)
+    utils = "subworkflows/local/utils_genoseg/main.nf"
+    plan_files = sorted(str(p) for p in (plan / "plan/chunks").iterdir())
+    glue = {"file": utils}
+    answer = eval_config([
+        {"id": "on", "profiles": ["test"], "params": {"outdir": "/r"}, "calls": [
+            {**glue, "function": "chunkInputs", "args": [{"id": "segment_nt"}, {"paths": plan_files}]},
+            {**glue, "function": "weightsChecksum", "args": [{"path": str(model)}]},
+            {**glue, "function": "isConverted", "args": [{"path": str(model)}]}]},
+    ], demo.tmp)
+    inputs, checksum, converted = (c.get("value", c) for c in answer["on"]["calls"])
+    assert [i[0]["chunk"] for i in inputs] == [c.stem for c in chunks]
+    for (meta, json_f, seq_f, index), chunk in zip(inputs, chunks):
+        assert Path(json_f) == chunk and Path(seq_f) == chunk.with_suffix(".fa.gz")
+        assert sorted(Path(i).name for i in index) == sorted(p.name for p in stage_index(chunk))
+    assert checksum == hashlib.sha256((model / "convert.json").read_bytes()).hexdigest()
+    assert converted is True
+    # published layout, then the snapshot the pipeline test compares against
+    out = demo.tmp / "published/segment_nt"
+    out.mkdir(parents=True)
+    for name, src in (("predictions", pred), ("calls", calls / "calls")):
+        (out / name).symlink_to(src)
+    content = output_snapshot(out)
+    if os.environ.get("GENOSEG_UPDATE_SNAPSHOT"):
+        snap = json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {}
+        snap[PIPELINE_TEST] = {"content": content, "meta": {"nf-test": "0.9.2", "nextflow": "24.10.0"},
+                               "timestamp": "written by tests/test_nextflow.py (GENOSEG_UPDATE_SNAPSHOT=1)"}
+        SNAPSHOT.write_text(json.dumps(snap, indent=4) + "\n")
+    expected = json.loads(SNAPSHOT.read_text())[PIPELINE_TEST]["content"]
+    assert content == expected, ("the -profile test outputs changed: if that is intended, rerun this test with "
+                                 "GENOSEG_UPDATE_SNAPSHOT=1 to update tests/main.nf.test.snap")
+    assert PIPELINE_TEST in (ROOT / "tests/main.nf.test").read_text()
 
 
 def test_fetch_model_module_against_a_local_hub(demo):
@@ -298,8 +391,22 @@ def test_fetch_model_module_against_a_local_hub(demo):
         demo.env["HF_HOME"] = str(demo.tmp / "hf_home")  # the Hugging Face cache of this test only
         w = demo.run("fetch_model", {}, {"meta.backbone": "segment_nt", "meta.repo": "InstaDeepAI/segment_nt",
                                          "meta.revision": "abc123", "args": f"--endpoint {fake.endpoint}"})
-    assert (w / "segment_nt/abc123/jax_model/pytree_ckpt.joblib").is_file()
-    assert (w / "segment_nt/abc123/jax_model/pytree_ckpt.safetensors").is_file()
+    fetched = w / "segment_nt/abc123"
+    # converted once, in this step: what predict tasks stage holds no pickle, and
+    # RESOLVE_MODEL hands it to them as it is (isConverted): never converted a second time
+    assert (fetched / "jax_model/pytree_ckpt.safetensors").is_file()
+    assert not list(fetched.rglob("*.joblib"))
+    assert json.loads((fetched / "fetch.json").read_text())["commit"] == COMMIT
+    utils = {"file": "subworkflows/local/utils_genoseg/main.nf"}
+    answer = eval_config([{"id": "fetched", "profiles": ["test"], "params": {"outdir": "/r"}, "calls": [
+        {**utils, "function": "isConverted", "args": [{"path": str(fetched)}]},
+        {**utils, "function": "isConverted", "args": [{"path": str(ROOT / "assets/demo_model")}]},
+        {**utils, "function": "weightsChecksum", "args": [{"path": str(fetched)}]}]}], demo.tmp)
+    converted, demo_converted, checksum = (c.get("value", c) for c in answer["fetched"]["calls"])
+    assert converted is True and demo_converted is False
+    assert checksum == hashlib.sha256((fetched / "convert.json").read_bytes()).hexdigest()
+    record = json.loads((fetched / "convert.json").read_text())
+    assert "jax_model/pytree_ckpt.safetensors" in record["files"]
 
 
 # --------------------------------------------------------------------------- 4. params
@@ -486,13 +593,24 @@ def fqn(process: str, backbone: str = "segment_nt") -> str:
     return ":".join(chain)
 
 
-def module_task(module: str, exits=(0,), backbone="segment_nt", **extra) -> dict:
+def module_inputs(path: Path) -> list[str]:
+    """Names a module's script sees for its inputs: val(x), path(x[, stageAs: ...])."""
+    return re.findall(r"\b(?:val|path|env)\(\s*(\w+)", section(path.read_text(), "input", ("output",)))
+
+
+def module_task(module: str, exits=(0,), backbone="segment_nt", render_inputs=None, meta_extra=None, **extra) -> dict:
     """A task of a module as the harness takes it: name, fully qualified name, labels,
-    inputs and its declared outputs (globs filled in) plus versions.yml."""
+    inputs and its declared outputs (globs filled in) plus versions.yml. With
+    `render_inputs` ({input name: staged name(s)}; missing inputs get placeholder names)
+    the harness also renders the task's script as Nextflow would."""
     path = ROOT / "modules/local" / module / "main.nf"
     text = path.read_text()
     name = process_name(path)
-    meta = {"id": backbone, "backbone": backbone, "chunk": "chunk_00000", "revision": "main", "repo": f"InstaDeepAI/{backbone}"}
+    meta = {"id": backbone, "backbone": backbone, "chunk": "chunk_00000", "revision": "main", "repo": f"InstaDeepAI/{backbone}",
+            **(meta_extra or {})}
+    if render_inputs is not None:
+        names = {n: dummy(n) for n in module_inputs(path) if n != "meta"}
+        extra["render"] = {"module": str(path.relative_to(ROOT)), "inputs": {**names, **render_inputs, "meta": meta}}
     values = {"meta.backbone": backbone, "meta.chunk": "chunk_00000", "meta.revision": "main", "prefix": "chunk_00000",
               "meta.id": backbone}
     outputs = [render(o, values).replace("*", "exon") for o in module_outputs(path)]
@@ -504,7 +622,7 @@ GPU_MODULE = "predict"
 CPU_MODULES = [m.parent.name for m in MODULES if m.parent.name != GPU_MODULE]
 
 
-def _scenarios() -> list[dict]:
+def _scenarios(workdir: Path) -> list[dict]:
     out = "/results"
     wf = {"workDir": "/scratch/work"}
     all_tasks = [module_task(m) for m in [m.parent.name for m in MODULES]]
@@ -523,6 +641,19 @@ def _scenarios() -> list[dict]:
          "tasks": [module_task(GPU_MODULE, backbone=b) for b in ("segment_nt", "segment_enformer", "segment_borzoi")]},
         {"id": "batch_param", "profiles": ["gpu"], "params": {"outdir": out, "batch_size": 6}, "workflow": wf,
          "tasks": [module_task(GPU_MODULE, backbone="segment_borzoi", exits=(75, 75, 0))]},
+        # every optional parameter that becomes a genoseg flag (task sizing options are
+        # alternatives: one per run)
+        *[{"id": f"flags/{i}", "profiles": ["gpu"], "workflow": wf,
+           "tasks": [module_task(m, render_inputs={}) for m in [m.parent.name for m in MODULES]],
+           "params": {"outdir": out, **p}} for i, p in enumerate([
+               {"chunk_seconds": 120.5, "seconds_per_window": 0.04, "window_length": 12288, "contigs": "chr1,chr2",
+                "min_contig_length": 1000, "reverse_complement": True, "compute_dtype": "bfloat16",
+                "call_args": "--threshold exon=0.6:0.4 --min-length exon=30",
+                "jax_cache_dir": "/shared/xla"},
+               {"target_chunks": 100, "contig_regex": "^chr[0-9XY]+$", "use_gpu": False},
+               {"windows_per_chunk": 64},
+               {"contigs": "chr1,it's; touch /tmp/genoseg-pwned", "contig_regex": "^chr(1|2)$ $(id)'",
+                "jax_cache_dir": "/shared/my xla's cache", "hf_endpoint": "https://hub.example/o'k"}])],
         {"id": "slurm_cpu", "profiles": ["slurm"], "params": {"outdir": out, "cluster_options": "--account=lab"},
          "workflow": wf, "tasks": [module_task(GPU_MODULE)]},
         {"id": "local_docker_gpu", "profiles": ["docker", "gpu"], "params": {"outdir": out},
@@ -549,8 +680,10 @@ def _scenarios() -> list[dict]:
                     "args": ["$params", "google,gpu"]}]},
         {"id": "default", "profiles": [], "params": {"outdir": out}, "workflow": wf,
          "tasks": [dict(t, exits=[137, 137, 137, 137, 0]) for t in all_tasks]},
-        {"id": "test", "profiles": ["test"], "params": {"outdir": out}, "workflow": wf,
-         "tasks": [dict(t, exits=[137, 137, 137, 137, 0]) for t in all_tasks]},
+        {"id": "test", "profiles": ["test"], "params": {"outdir": out}, "workflow": {"workDir": str(workdir)},
+         "tasks": [dict(t, exits=[137, 137, 137, 137, 0]) for t in all_tasks],
+         "calls": [{"file": "subworkflows/local/utils_genoseg/main.nf", "function": "jaxCacheDir",
+                    "args": ["$params", "$workDir"]}]},
     ]
     return runs
 
@@ -566,7 +699,10 @@ class Evaluated(dict):
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory):
-    return Evaluated(eval_config(_scenarios(), tmp_path_factory.mktemp("config_eval")))
+    tmp = tmp_path_factory.mktemp("config_eval")
+    evaluated = Evaluated(eval_config(_scenarios(tmp / "work"), tmp))
+    evaluated.workdir = tmp / "work"
+    return evaluated
 
 
 def attempts_of(run: dict, name: str) -> list[list[dict]]:
@@ -720,7 +856,8 @@ def test_published_outputs_hold_no_versions_yml(configs):
         for out, dests in a["published"].items():
             published.update({d: (a["_process"], out) for d in dests})
     wanted = {"/results/segment_nt/plan.json", "/results/segment_nt/predictions", "/results/segment_nt/calls",
-              "/results/segment_nt/tracks", "/results/segment_nt/report.html", "/results/segment_nt/evaluation.tsv"}
+              "/results/segment_nt/tracks", "/results/segment_nt/report.html",
+              "/results/segment_nt/evaluation.tsv"}
     assert wanted <= set(published), sorted(published)
     assert not any(d.endswith(".parquet") for d in published), "predict chunks are intermediate"
     main_nf = (ROOT / "main.nf").read_text()
@@ -846,3 +983,62 @@ def test_nf_tests_assert_the_version_value(genome):
         for pattern in found:
             rx = re.compile(pattern)
             assert rx.search(real) and not rx.search(missing) and not rx.search(empty), (spec, pattern)
+
+
+def test_module_command_lines_with_every_configured_flag_parse(configs):
+    """Each module's genoseg command line as the configuration renders it with every
+    optional parameter set (script sections evaluated by the harness, not grepped) parses
+    with the real CLI."""
+    parser = build_parser()
+    seen = set()
+    for rid in [k for k in configs if k.startswith("flags/")]:
+        for t in configs[rid]["tasks"]:
+            a = t[0]
+            for line in genoseg_lines(a["script"]):
+                if line.startswith("genoseg --version"):
+                    continue
+                argv = shlex.split(line)[1:]
+                try:
+                    parser.parse_args(argv)
+                except SystemExit as exc:
+                    pytest.fail(f"{rid} {a['_process']}: `{line}` rejected by the CLI parser (exit {exc.code})")
+                seen |= {w for w in argv if w.startswith("--")}
+    for flag in ("--chunk-seconds", "--target-chunks", "--windows-per-chunk", "--seconds-per-window", "--stage-sequences",
+                 "--device", "--jax-cache-dir", "--sequence", "--reverse-complement", "--threads", "--contig-regex"):
+        assert flag in seen, flag
+
+
+def _argv(text: str) -> list[str]:
+    return shlex.split(text or "")
+
+
+def test_jax_cache_dir_is_passed_to_predict_and_mounted_in_its_container(configs):
+    for rid, opt in (("local_docker_gpu", "-v"), ("local_apptainer_gpu", "-B")):
+        p = predict(configs[rid])[0]
+        args = _argv(p["ext"]["args"])
+        cache = args[args.index("--jax-cache-dir") + 1]
+        assert cache == "/scratch/work/genoseg_jax_cache"
+        mount = _argv(p["containerOptions"])
+        assert mount[mount.index(opt) + 1] == (f"{cache}:{cache}" if opt == "-v" else cache)
+    # object-store work directory: no shared file system, no cache unless one is named
+    aws = predict(configs["awsbatch_gpu"])[0]
+    assert "--jax-cache-dir" not in aws["ext"]["args"] and "-v" not in _argv(aws["containerOptions"])
+    named = predict(configs["flags/0"])[0]
+    assert _argv(named["ext"]["args"])[-2:] == ["--jax-cache-dir", "/shared/xla"]
+    # the pipeline creates the same directory at start (main.nf -> jaxCacheDir)
+    assert configs["test"]["calls"][0]["value"].endswith("/work/genoseg_jax_cache")
+
+
+def test_parameters_reach_genoseg_as_data_not_shell(configs):
+    """Contig names, a regular expression, paths and URLs are shell-quoted: the command
+    line gives genoseg exactly the parameter's text (no injection, no word splitting)."""
+    run = configs["flags/3"]
+    params = run["params"]
+    plan = _argv(attempts_of(run, "GENOSEG_PLAN")[0][0]["ext"]["args"])
+    assert plan[plan.index("--contigs") + 1] == params["contigs"]
+    assert plan[plan.index("--contig-regex") + 1] == params["contig_regex"]
+    pred = predict(run)[0]
+    args = _argv(pred["ext"]["args"])
+    assert args[args.index("--jax-cache-dir") + 1] == params["jax_cache_dir"]
+    fetch = _argv(attempts_of(run, "GENOSEG_FETCH_MODEL")[0][0]["ext"]["args"])
+    assert fetch == ["--endpoint", params["hf_endpoint"]]

@@ -1,6 +1,7 @@
 /*
     Workflow for SegmentBorzoi: one-hot input, only the central 196,608 bp of each 524,288 bp window is predicted (the plan overlaps windows accordingly).
-    genome -> model -> plan -> predict per chunk (GPU) -> collect -> call / tracks -> report,
+    genome -> model (converted once) -> plan -> predict per chunk (GPU) -> collect ->
+    call / tracks -> report,
     published under OUTDIR/<backbone>/ (see conf/modules.config).
 */
 include { RESOLVE_MODEL    } from '../subworkflows/local/resolve_model'

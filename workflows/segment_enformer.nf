@@ -1,6 +1,7 @@
 /*
     Workflow for SegmentEnformer: one-hot input, windows may cross N runs, every input base predicted.
-    genome -> model -> plan -> predict per chunk (GPU) -> collect -> call / tracks -> report,
+    genome -> model (converted once) -> plan -> predict per chunk (GPU) -> collect ->
+    call / tracks -> report,
     published under OUTDIR/<backbone>/ (see conf/modules.config).
 */
 include { RESOLVE_MODEL    } from '../subworkflows/local/resolve_model'

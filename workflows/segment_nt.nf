@@ -1,6 +1,7 @@
 /*
     Workflow for SegmentNT (segment_nt and, through an alias in main.nf, segment_nt_multi_species): 6-mer tokens, windows inside runs of A/C/G/T, multiples of 24 bp.
-    genome -> model -> plan -> predict per chunk (GPU) -> collect -> call / tracks -> report,
+    genome -> model (converted once) -> plan -> predict per chunk (GPU) -> collect ->
+    call / tracks -> report,
     published under OUTDIR/<backbone>/ (see conf/modules.config).
 */
 include { RESOLVE_MODEL    } from '../subworkflows/local/resolve_model'

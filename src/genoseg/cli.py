@@ -48,6 +48,11 @@ COMMANDS = (
 )
 
 
+#: Commands whose work is plain Python/numpy/Arrow (no JAX): a signal stops them at once
+#: (their outputs are staged and cleaned up in ``finally``); the others stop at safe points.
+NUMPY_ONLY = frozenset({"collect", "call", "tracks", "report", "evaluate", "simulate", "prepare", "genes"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genoseg",
@@ -81,6 +86,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
         signals.check()  # a signal during start-up (imports) stops here
         try:
+            if args.command in NUMPY_ONLY:
+                with signals.immediate():
+                    return int(args.func(args) or 0)
             return int(args.func(args) or 0)
         except DeviceUnavailable as exc:
             if args.debug:

@@ -50,8 +50,32 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], processes: int) -> list:
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    with cf.ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn")) as ex:
-        return list(ex.map(fn, *zip(*jobs)))
+    from . import signals
+
+    ex = cf.ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    try:
+        # The parent decides how a run ends: a signal raises here at once, and the
+        # workers (which ignore Ctrl-C, sent to the whole process group) are stopped.
+        with signals.immediate():
+            try:
+                return list(ex.map(fn, *zip(*jobs)))
+            except cf.process.BrokenProcessPool:
+                signals.check()  # workers killed by the SIGTERM a scheduler sends every process
+                raise
+    except BaseException:
+        for proc in list((getattr(ex, "_processes", None) or {}).values()):
+            proc.terminate()
+        raise
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_init() -> None:
+    """Workers leave SIGINT to the parent (a terminal's Ctrl-C reaches every process of
+    the group; without this each worker would print its own traceback)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 #: Rows per worker process below which more processes cost more (start-up: ~0.5-1 s

@@ -53,60 +53,49 @@ import org.codehaus.groovy.control.customizers.CompilationCustomizer
 
 // ------------------------------------------------------------------ units
 
-class MemUnit implements Comparable<MemUnit> {
-    final long bytes
-    MemUnit(long b) { bytes = b }
-    static MemUnit of(Object v) {
+// A memory (bytes) or duration (milliseconds) value, as Nextflow's MemoryUnit/Duration:
+// from `8.GB`, `4.h`, '8 GB', '4h' or a plain number of the base unit.
+class Amount implements Comparable<Amount> {
+    static final Map<String, Map<String, Long>> UNITS = [
+        memory: [B: 1L, KB: 1L << 10, MB: 1L << 20, GB: 1L << 30, TB: 1L << 40],
+        time  : [ms: 1L, s: 1000L, m: 60_000L, min: 60_000L, h: 3_600_000L, d: 86_400_000L]]
+    final String kind
+    final long value
+
+    Amount(String kind, long value) { this.kind = kind; this.value = value }
+
+    static Amount of(String kind, Object v) {
         if (v == null) return null
-        if (v instanceof MemUnit) return (MemUnit) v
-        if (v instanceof Number) return new MemUnit(((Number) v).longValue())
-        def m = (v.toString().trim() =~ /(?i)^([\d.]+)\s*([KMGT]?B)$/)
-        if (!m.matches()) throw new IllegalArgumentException("Not a valid memory value: '${v}'")
-        long mult = ['B': 1L, 'KB': 1L << 10, 'MB': 1L << 20, 'GB': 1L << 30, 'TB': 1L << 40][m.group(2).toUpperCase()]
-        return new MemUnit((long) (new BigDecimal(m.group(1)) * mult))
+        if (v instanceof Amount) return (Amount) v
+        if (v instanceof Number) return new Amount(kind, ((Number) v).longValue())
+        def m = (v.toString().trim() =~ /^([\d.]+)\s*([A-Za-z]+)$/)
+        Long mult = m.matches() ? UNITS[kind][kind == 'memory' ? m.group(2).toUpperCase() : m.group(2)] : null
+        if (mult == null) throw new IllegalArgumentException("Not a valid ${kind} value: '${v}'")
+        return new Amount(kind, (long) (new BigDecimal(m.group(1)) * mult))
     }
-    MemUnit multiply(Number n) { new MemUnit((long) (bytes * n)) }
-    MemUnit div(Number n) { new MemUnit((long) (bytes / n)) }
-    MemUnit plus(MemUnit o) { new MemUnit(bytes + o.bytes) }
-    int compareTo(MemUnit o) { Long.compare(bytes, o.bytes) }
-    boolean equals(Object o) { o instanceof MemUnit && o.bytes == bytes }
-    int hashCode() { Long.hashCode(bytes) }
-    String toString() { "${bytes / (1L << 30)} GB" }
+
+    Amount multiply(Number n) { new Amount(kind, (long) (value * n)) }
+    Amount div(Number n) { new Amount(kind, (long) (value / n)) }
+    Amount plus(Amount o) { new Amount(kind, value + o.value) }
+    int compareTo(Amount o) { Long.compare(value, o.value) }
+    boolean equals(Object o) { o instanceof Amount && o.kind == kind && o.value == value }
+    int hashCode() { Long.hashCode(value) }
+    String toString() { "${value} (${kind})" }
 }
 
-class Dur implements Comparable<Dur> {
-    final long ms
-    Dur(long m) { ms = m }
-    static Dur of(Object v) {
-        if (v == null) return null
-        if (v instanceof Dur) return (Dur) v
-        if (v instanceof Number) return new Dur(((Number) v).longValue())
-        def m = (v.toString().trim() =~ /^([\d.]+)\s*(ms|s|m|min|h|d)$/)
-        if (!m.matches()) throw new IllegalArgumentException("Not a valid duration value: '${v}'")
-        long mult = ['ms': 1L, 's': 1000L, 'm': 60_000L, 'min': 60_000L, 'h': 3_600_000L, 'd': 86_400_000L][m.group(2)]
-        return new Dur((long) (new BigDecimal(m.group(1)) * mult))
-    }
-    Dur multiply(Number n) { new Dur((long) (ms * n)) }
-    Dur div(Number n) { new Dur((long) (ms / n)) }
-    Dur plus(Dur o) { new Dur(ms + o.ms) }
-    int compareTo(Dur o) { Long.compare(ms, o.ms) }
-    boolean equals(Object o) { o instanceof Dur && o.ms == ms }
-    int hashCode() { Long.hashCode(ms) }
-    String toString() { "${ms / 3_600_000L}h" }
-}
-
-def installUnits() {
+// Nextflow's extensions used by the pipeline: memory and duration units on numbers, and
+// the Path properties of its file helpers (name, text, exists()).
+def installExtensions() {
+    java.nio.file.Path.metaClass.getName = { -> delegate.fileName.toString() }
+    java.nio.file.Path.metaClass.getText = { -> new String(java.nio.file.Files.readAllBytes(delegate), 'UTF-8') }
+    java.nio.file.Path.metaClass.exists = { -> java.nio.file.Files.exists(delegate) }
     [Integer, Long].each { cls ->
-        cls.metaClass.getB = { -> new MemUnit(delegate as long) }
-        cls.metaClass.getKB = { -> new MemUnit((delegate as long) << 10) }
-        cls.metaClass.getMB = { -> new MemUnit((delegate as long) << 20) }
-        cls.metaClass.getGB = { -> new MemUnit((delegate as long) << 30) }
-        cls.metaClass.getTB = { -> new MemUnit((delegate as long) << 40) }
-        cls.metaClass.getMs = { -> new Dur(delegate as long) }
-        cls.metaClass.getS = { -> new Dur((delegate as long) * 1000L) }
-        cls.metaClass.getMin = { -> new Dur((delegate as long) * 60_000L) }
-        cls.metaClass.getH = { -> new Dur((delegate as long) * 3_600_000L) }
-        cls.metaClass.getD = { -> new Dur((delegate as long) * 86_400_000L) }
+        Amount.UNITS.each { kind, units ->
+            units.each { unit, mult ->
+                // 8.GB -> getGB, 4.h -> getH, 30.min -> getMin
+                cls.metaClass."get${unit[0].toUpperCase()}${unit.substring(1)}" = { -> new Amount(kind, (delegate as long) * mult) }
+            }
+        }
     }
 }
 
@@ -315,6 +304,82 @@ class PluginsScope {
     def id(String value) { ids << value; return null }
 }
 
+// ------------------------------------------------------------------ module scripts
+
+// Keeps only the `script:` section of a process body (from the statement labelled
+// `script` up to the `stub:`/`shell:`/`exec:` section), as Nextflow does when it builds a
+// task's command: running the process closure then returns the script's GString.
+class ScriptSection extends CompilationCustomizer {
+    ScriptSection() { super(CompilePhase.CONVERSION) }
+
+    void call(SourceUnit source, GeneratorContext context, ClassNode classNode) {
+        def visitor = new CodeVisitorSupport() {
+            @Override
+            void visitClosureExpression(ClosureExpression closure) {
+                def block = closure.code instanceof BlockStatement ? (BlockStatement) closure.code : null
+                def labelled = { stmt, names -> (stmt.statementLabels ?: []).any { it in names } }
+                int from = block ? block.statements.findIndexOf { labelled(it, ['script']) } : -1
+                if (from >= 0) {
+                    int to = block.statements.findIndexOf(from + 1) { labelled(it, ['stub', 'shell', 'exec']) }
+                    def keep = new ArrayList(block.statements.subList(from, to < 0 ? block.statements.size() : to))
+                    block.statements.clear()
+                    block.statements.addAll(keep)
+                }
+                super.visitClosureExpression(closure)
+            }
+        }
+        source.AST.statementBlock.visit(visitor)
+        classNode.methods.each { it.code?.visit(visitor) }
+    }
+}
+
+// `process NAME { ... }` in a module file: captures the (script-only) process body.
+abstract class ModuleScript extends Script {
+    Closure body
+    def methodMissing(String name, Object args) {
+        def list = args instanceof Object[] ? (args as List) : [args]
+        if (list.size() == 1 && list[0] instanceof Closure) body = (Closure) list[0]
+        return body
+    }
+}
+
+// Variables of a task's script: inputs, task, params, ...; assignments without `def`
+// (e.g. `prefix = ...`) are kept, as Nextflow keeps them in the task context.
+class RenderContext {
+    Map vars
+    def getProperty(String name) {
+        if (vars.containsKey(name)) return vars[name]
+        throw new MissingPropertyException(name, RenderContext)
+    }
+    void setProperty(String name, Object value) { vars[name] = value }
+}
+
+// Several files staged for one `path` input: Nextflow interpolates them space-separated
+// (its BlankSeparatedList is not a Collection, so a GString uses toString()).
+class BlankSeparatedList implements Iterable {
+    final List items
+    BlankSeparatedList(List items) { this.items = items }
+    Iterator iterator() { items.iterator() }
+    int size() { items.size() }
+    def getAt(int i) { items[i] }
+    boolean asBoolean() { !items.isEmpty() }
+    String toString() { items.join(' ') }
+}
+
+String renderModule(Path module, Map vars) {
+    def cc = new CompilerConfiguration()
+    cc.scriptBaseClass = ModuleScript.name
+    cc.addCompilationCustomizers(new ScriptSection())
+    def script = (ModuleScript) new GroovyShell(ConfigDsl.classLoader, new Binding(), cc).parse(module.toFile().text, 'ModuleFile.groovy')
+    script.run()
+    def cl = (Closure) script.body.clone()
+    cl.resolveStrategy = Closure.DELEGATE_FIRST
+    cl.delegate = new RenderContext(vars: [moduleDir: module.parent] + vars)
+    def lines = cl.call().toString().split('\n', -1) as List
+    int indent = lines.findAll { it.trim() }.collect { it.length() - it.stripLeading().length() }.min() ?: 0
+    return lines.collect { it.length() >= indent ? it.substring(indent) : it.trim() }.join('\n')
+}
+
 // ------------------------------------------------------------------ task resolution
 
 // `task` in a dynamic directive: attempt, exitStatus, previousTrace, executor, ...
@@ -333,6 +398,15 @@ class StrictView {
         throw new MissingPropertyException("No such field `${name}` in ${what}".toString(), name, StrictView)
     }
     String toString() { "${what} ${values}" }
+}
+
+// A work directory in an object store (s3://, gs://), as Nextflow's cloud file systems
+// give it: its URI scheme is not `file`.
+class ObjectStorePath {
+    final String uri
+    ObjectStorePath(String u) { uri = u.replaceAll('/+$', '') }
+    URI toUri() { new URI(uri) }
+    String toString() { uri }
 }
 
 class TaskContext {
@@ -409,8 +483,8 @@ Map resolveAttempt(Map settings, Map taskValues, Map vars) {
     }
     out.ext = settings.ext.collectEntries { k, v -> [k, evaluate(v, ctx)] }
     if (out.containsKey('cpus')) out.cpus = capped(out.cpus, limits.cpus, { it as int })
-    if (out.containsKey('memory')) out.memory = capped(out.memory, limits.memory, { MemUnit.of(it) })
-    if (out.containsKey('time')) out.time = capped(out.time, limits.time, { Dur.of(it) })
+    if (out.containsKey('memory')) out.memory = capped(out.memory, limits.memory, { Amount.of('memory', it) })
+    if (out.containsKey('time')) out.time = capped(out.time, limits.time, { Amount.of('time', it) })
     if (out.accelerator instanceof Number) out.accelerator = [request: out.accelerator]
     return out
 }
@@ -455,6 +529,11 @@ List runTask(Map processScope, Map task, Map params, Map vars) {
         Map resolved = resolveAttempt(settings, tv, vars)
         resolved.attempt = attempt
         resolved._process = task.name
+        if (task.render && attempt == 1) {
+            def taskView = new TaskView(values: tv + [ext: resolved.ext, cpus: resolved.cpus, process: task.fqn ?: task.name, index: 1])
+            def inputs = (task.render.inputs ?: [:]).collectEntries { k, v -> [k, v instanceof List ? new BlankSeparatedList(v) : v] }
+            resolved.script = renderModule(vars.projectDir.resolve(task.render.module.toString()), vars + inputs + [task: taskView])
+        }
         if (task.outputs)
             resolved.published = publishTargets(settings.publishDir, task.outputs as List<String>,
                     new TaskContext(vars: vars + [task: new TaskView(values: tv)]))
@@ -469,8 +548,8 @@ List runTask(Map processScope, Map task, Map params, Map vars) {
         if (resolved.action != 'retry') break
         exitStatus = exit
         previousTrace = new StrictView(what: 'trace record', values: [
-                attempt: attempt, exit: exit, cpus: resolved.cpus, memory: resolved.memory?.bytes,
-                time: resolved.time?.ms, queue: resolved.queue, process: task.name, name: tv.name,
+                attempt: attempt, exit: exit, cpus: resolved.cpus, memory: resolved.memory?.value,
+                time: resolved.time?.value, queue: resolved.queue, process: task.name, name: tv.name,
                 accelerator: (resolved.accelerator as Map)?.request, accelerator_type: (resolved.accelerator as Map)?.type])
     }
     return attempts
@@ -480,8 +559,7 @@ List runTask(Map processScope, Map task, Map params, Map vars) {
 
 def plain(Object v) {
     if (v == null) return null
-    if (v instanceof MemUnit) return ((MemUnit) v).bytes
-    if (v instanceof Dur) return ((Dur) v).ms
+    if (v instanceof Amount) return ((Amount) v).value
     if (v instanceof Closure) return '<closure>'
     if (v instanceof GString || v instanceof Path) return v.toString()
     if (v instanceof Map) return v.collectEntries { k, x -> [k.toString(), plain(x)] }
@@ -510,7 +588,12 @@ def callFunction(Path root, Map call, Map params, Object workflow) {
     binding.setVariable('params', params)
     binding.setVariable('workflow', workflow)
     def script = new GroovyShell(binding).parse(root.resolve(call.file).toFile())
-    def args = (call.args ?: []).collect { it == '$params' ? params : it == '$workflow' ? workflow : it }
+    // "$params", "$workflow", "$workDir": the resolved objects; {"path": p} / {"paths": [...]}: Paths
+    def args = (call.args ?: []).collect {
+        it == '$params' ? params : it == '$workflow' ? workflow : it == '$workDir' ? workflow.workDir :
+        it instanceof Map && it.path ? Paths.get(it.path.toString()) :
+        it instanceof Map && it.paths ? it.paths.collect { p -> Paths.get(p.toString()) } : it
+    }
     try {
         return [value: plain(script.invokeMethod(call.function, args as Object[])), log: messages]
     }
@@ -525,7 +608,7 @@ class PipelineError extends RuntimeException {
 
 // ------------------------------------------------------------------ main
 
-installUnits()
+installExtensions()
 def request = new JsonSlurper().parse(new File(args[0]))
 Path configFile = Paths.get(request.config).toAbsolutePath()
 Path root = configFile.parent
@@ -538,7 +621,8 @@ for (run in request.runs) {
     dsl.order = run.order ?: 'cli'
     Map workflow = [containerEngine: null, workDir: root.resolve('work').toString(), profile: (run.profiles ?: ['standard']).join(','),
                     projectDir: root.toString(), launchDir: root.toString()] + (run.workflow ?: [:])
-    workflow.workDir = Paths.get(workflow.workDir.toString())
+    workflow.workDir = workflow.workDir.toString().contains('://') ? new ObjectStorePath(workflow.workDir.toString())
+                                                                    : Paths.get(workflow.workDir.toString())
     def workflowView = new StrictView(what: 'workflow', values: workflow)
     dsl.constants = [projectDir: root, launchDir: root, baseDir: root]
     def result = [:]

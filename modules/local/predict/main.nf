@@ -7,7 +7,9 @@ process GENOSEG_PREDICT {
     label 'process_gpu'
 
     input:
-    tuple val(meta), path(chunk), path(fasta), path(fai), path(model)
+    // the chunk, its own sequence (+ .fai/.gzi), the converted weights and their checksum
+    // (an input only for the cache key: -resume recomputes when the weights change)
+    tuple val(meta), path(chunk), path(sequence), path(sequence_index), path(model), val(weights_sha256)
 
     output:
     tuple val(meta), path("${prefix}.parquet"), emit: parquet
@@ -22,7 +24,7 @@ process GENOSEG_PREDICT {
     prefix = task.ext.prefix ?: "${meta.chunk}"
     """
     genoseg predict \\
-        --fasta ${fasta} \\
+        --sequence ${sequence} \\
         --model ${model} \\
         --backbone ${meta.backbone} \\
         --chunk ${chunk} \\

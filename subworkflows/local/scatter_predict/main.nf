@@ -1,16 +1,18 @@
 //
-// Scatter/gather for one backbone: plan windows -> one predict task per chunk (GPU) ->
-// collect all chunks into the backbone's predictions dataset.
+// Scatter/gather for one backbone: plan windows into chunks sized by model work, each with
+// its own staged sequence -> one predict task per chunk (GPU), staging only that chunk's
+// sequence and the converted weights -> collect all chunks into the predictions dataset.
 //
 include { GENOSEG_PLAN    } from '../../../modules/local/plan_windows'
 include { GENOSEG_PREDICT } from '../../../modules/local/predict'
 include { GENOSEG_COLLECT } from '../../../modules/local/collect'
+include { chunkInputs     } from '../utils_genoseg'
 
 workflow SCATTER_PREDICT {
 
     take:
     ch_genome   // value channel: [ meta, fasta, fai ]
-    ch_model    // value channel: [ meta (id, backbone), model_dir ]
+    ch_model    // value channel: [ meta (id, backbone), model_dir, weights sha256 ]
 
     main:
     ch_versions = Channel.empty()
@@ -18,18 +20,16 @@ workflow SCATTER_PREDICT {
     // plan: one task per backbone
     ch_plan_in = ch_model
         .combine(ch_genome)
-        .map { meta, model, gmeta, fasta, fai -> [ meta + [ genome: gmeta.id ], fasta, fai, model ] }
+        .map { meta, model, sha, gmeta, fasta, fai -> [ meta + [ genome: gmeta.id ], fasta, fai, model ] }
     GENOSEG_PLAN(ch_plan_in)
     ch_versions = ch_versions.mix(GENOSEG_PLAN.out.versions)
 
-    // scatter: one task per chunk
+    // scatter: one task per chunk, with chunk_NNNNN.json, its sequence chunk_NNNNN.fa.gz
+    // and that sequence's .fai/.gzi
     ch_predict_in = GENOSEG_PLAN.out.chunks
-        .flatMap { meta, chunks ->
-            (chunks instanceof List ? chunks : [ chunks ]).collect { chunk -> [ meta + [ chunk: chunk.baseName ], chunk ] }
-        }
-        .combine(ch_genome)
+        .flatMap { meta, files -> chunkInputs(meta, files) }
         .combine(ch_model)
-        .map { meta, chunk, gmeta, fasta, fai, mmeta, model -> [ meta, chunk, fasta, fai, model ] }
+        .map { meta, chunk, sequence, index, mmeta, model, sha -> [ meta, chunk, sequence, index, model, sha ] }
     GENOSEG_PREDICT(ch_predict_in)
     ch_versions = ch_versions.mix(GENOSEG_PREDICT.out.versions.first())
 

@@ -116,3 +116,35 @@ def jaxCacheDir(params, workDir) {
     }
     return workDir.toUri().scheme == 'file' ? "${workDir}/genoseg_jax_cache".toString() : null
 }
+
+// Whether a model directory holds converted weights (convert.json beside jax_model/:
+// genoseg convert-model or fetch-model); predict verifies every file against it at load.
+def isConverted(model_dir) {
+    return model_dir.resolve('convert.json').exists()
+}
+
+// SHA-256 of a converted model directory's convert.json, which lists the SHA-256 of every
+// weight file: a predict task input, so that its cache key follows the weights.
+def weightsChecksum(model_dir) {
+    def record = model_dir.resolve('convert.json')
+    if (!record.exists()) {
+        error "${model_dir} has no convert.json: the weights were not converted (genoseg convert-model / fetch-model without --no-convert)."
+    }
+    return record.text.digest('SHA-256')
+}
+
+// The plan's chunk files -> one predict input per chunk, in chunk order:
+// [ meta + [chunk: 'chunk_NNNNN'], chunk_NNNNN.json, chunk_NNNNN.fa.gz, [ its .fai/.gzi ] ]
+def chunkInputs(meta, files) {
+    def byChunk = (files instanceof List ? files : [ files ]).groupBy { f -> f.name.tokenize('.')[0] }
+    return byChunk.keySet().sort().collect { String chunk ->
+        def named = byChunk[chunk].collectEntries { f -> [ (f.name): f ] }
+        def json = named["${chunk}.json".toString()]
+        def sequence = named["${chunk}.fa.gz".toString()]
+        if (json == null || sequence == null) {
+            error "Plan output incomplete for ${chunk}: expected ${chunk}.json and ${chunk}.fa.gz (genoseg plan --stage-sequences), found ${named.keySet().sort().join(', ')}."
+        }
+        def index = [ "${chunk}.fa.gz.fai".toString(), "${chunk}.fa.gz.gzi".toString() ].findResults { n -> named[n] }
+        [ meta + [ chunk: chunk ], json, sequence, index ]
+    }
+}
