@@ -1,8 +1,10 @@
-"""All steps of a genome run in one process: plan, predict, collect, call, tracks, report.
+"""All steps of a genome run in one process: plan, predict, collect, call, tracks, genes,
+report.
 
 ``annotate(fasta, outdir, model, options)`` writes ``OUTDIR/<backbone>/`` with
-``predictions/`` (Parquet dataset), ``plan.json``, ``calls/``, ``tracks/``,
-``report.html``, ``timings.json`` (and ``evaluation.tsv`` with a truth file).
+``predictions/`` (Parquet dataset), ``plan.json``, ``calls/``, ``tracks/``, ``genes/``,
+``report.html``, ``timings.json`` (and ``evaluation.tsv`` / ``evaluation_genes.tsv`` with
+truth files).
 
 Order of work (so that bad input costs nothing):
 
@@ -48,8 +50,8 @@ log = logging.getLogger(__name__)
 
 #: Everything ``annotate`` writes under ``OUTDIR/<backbone>/``: a run replaces (with
 #: ``overwrite``) or refuses (without) all of them, so old and new never mix.
-OUTPUT_NAMES = ("predictions", "plan.json", "calls", "tracks", "evaluation.tsv", "report.html",
-                "timings.json")
+OUTPUT_NAMES = ("predictions", "plan.json", "calls", "tracks", "genes", "evaluation.tsv", "evaluation_genes.tsv",
+                "report.html", "timings.json")
 RUN_FILE = "run.json"  # the settings the work directory's chunk files were made with
 
 
@@ -74,7 +76,9 @@ class AnnotateOptions:
     is ``window_length``; ``contigs`` is the list ``--contigs a,b`` gives).
     ``resume=False`` (``--no-resume``) discards chunk files of an interrupted run
     (``overwrite`` does too). ``downstream=False`` stops after the predictions (no
-    calls, tracks, report).
+    calls, tracks, report). ``genes``: decode gene models into ``genes/`` (``None``: when
+    the model predicts exons or introns); ``truth_genes``: reference gene models GFF3 to
+    score them (``evaluation_genes.tsv``); ``command_line``: shown in the report.
     """
 
     backbone: Optional[str] = None
@@ -97,6 +101,9 @@ class AnnotateOptions:
     resume: bool = True
     downstream: bool = True
     threads: Optional[int] = None  # worker processes for call and tracks; None: the task's cores
+    genes: Optional[bool] = None
+    truth_genes: Optional[str] = None
+    command_line: Optional[str] = None
 
     def __post_init__(self):
         if self.threads is not None:
@@ -120,10 +127,10 @@ class AnnotateOptions:
                 re.compile(self.contig_regex)
             except re.error as exc:
                 raise GenosegError(f"--contig-regex {self.contig_regex!r}: {exc}") from None
-        for name in ("fai", "gzi", "truth"):
+        for name in ("fai", "gzi", "truth", "truth_genes"):
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
-                raise GenosegError(f"--{name} {path}: file not found")
+                raise GenosegError(f"--{name.replace('_', '-')} {path}: file not found")
 
     @property
     def sizing(self) -> ChunkSizing:
@@ -140,9 +147,11 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
     o = options if options is not None else AnnotateOptions()
     outdir = os.fspath(outdir)
     _import_steps()
-    timings = _Timings()
+    timings = _Timings(demo_model=model is None, command=o.command_line)
     check_writable_dir(outdir, "--outdir")
     truth = _read_truth(o.truth) if o.truth is not None and o.downstream else None
+    if o.truth_genes is not None and o.downstream:
+        _read_truth_genes(o.truth_genes)
     model_dir, backbone = _model_source(model, o.backbone)
     bdir = backbone_dir(outdir, backbone)
     for name in OUTPUT_NAMES:
@@ -158,6 +167,7 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
             model = load_model(model_dir, backbone=o.backbone, compute_dtype=o.compute_dtype)
             timings.add("load_model", t0)
             signals.check()
+        genes = o.downstream and genes_on(o, model.features)
         with signals.immediate():
             plan, chunks = _plan(fasta, model, model_dir, work, o, timings)
             if truth is not None:
@@ -168,7 +178,7 @@ def annotate(fasta: str, outdir: str, model=None, options: Optional[AnnotateOpti
         with signals.immediate():
             _collect(plan, files, stage, timings)
             if o.downstream:
-                _downstream(stage, bdir, plan, timings, o.truth, o.threads)
+                _downstream(stage, bdir, plan, timings, o, fasta, genes)
         # (a signal now waits: all outputs move into place, or none; then the run is done)
         publish(stage, bdir, os.path.join(work.path, "old"))
         work.done()
@@ -184,14 +194,16 @@ def _import_steps() -> None:
     import pyBigWig  # noqa: F401
     import pysam  # noqa: F401
 
-    from . import calls, evaluate, fasta, models, predict, report, store, tracks, windows  # noqa: F401
+    from . import calls, evaluate, fasta, genes, models, predict, report, report_genes, store, tracks, windows  # noqa: F401
 
 
 class _Timings:
-    """Seconds (and bases per second) per step, as written to ``timings.json``."""
+    """Seconds (and bases per second) per step, as written to ``timings.json`` (with
+    whether the demo model ran and the command line, for the report)."""
 
-    def __init__(self):
+    def __init__(self, demo_model: bool = False, command: Optional[str] = None):
         self.steps: list[dict] = []
+        self.extra = {"demo_model": bool(demo_model), **({"command": command} if command else {})}
 
     def add(self, name: str, t0: float, bases: Optional[int] = None, **extra) -> None:
         dt = time.perf_counter() - t0
@@ -202,7 +214,8 @@ class _Timings:
         log.info("annotate: %s done in %.1f s", name, dt)
 
     def as_dict(self) -> dict:
-        return {"steps": list(self.steps), "total_seconds": round(sum(s["seconds"] for s in self.steps), 3)}
+        return {"steps": list(self.steps), "total_seconds": round(sum(s["seconds"] for s in self.steps), 3),
+                **self.extra}
 
 
 # ------------------------------------------------------------------- checks up front
@@ -214,6 +227,25 @@ def _read_truth(path: str):
     if truth.empty:
         raise GenosegError(f"--truth {path}: no features in this GFF3 (nothing to score against)")
     return truth
+
+
+def _read_truth_genes(path: str) -> None:
+    """The reference gene models, parsed in full now (gene-level scoring needs exons)."""
+    from .evaluate import read_gene_models
+
+    if not len(read_gene_models(path)):
+        raise GenosegError(f"--truth-genes {path}: no gene models (exon features with a Parent transcript) in this "
+                           "GFF3; give gene -> mRNA -> exon models (e.g. truth_genes.gff3 of genoseg simulate)")
+
+
+def genes_on(o: AnnotateOptions, features) -> bool:
+    """Whether ``annotate`` decodes gene models: ``o.genes``, or by default when the
+    model predicts exons or introns (``--truth-genes`` without them is refused)."""
+    on = bool(o.genes) if o.genes is not None else bool({"exon", "intron"} & set(features))
+    if not on and o.truth_genes is not None:
+        raise GenosegError("--truth-genes scores gene models, but gene decoding is off (--no-genes, or a model "
+                           "without exon/intron features)")
+    return on
 
 
 def _check_truth_contigs(path: str, truth, plan: dict) -> None:
@@ -293,37 +325,60 @@ def _collect(plan: dict, files: list[str], stage: str, timings: _Timings) -> Non
     timings.add("collect", t0, sum(c["length"] for c in plan["contigs"]))
 
 
-def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, truth: Optional[str],
-                threads: Optional[int] = None) -> None:
-    """call, tracks, (evaluate,) report and timings.json into ``stage`` (the report
-    names ``bdir``, where the outputs will be)."""
+def _downstream(stage: str, bdir: str, plan: dict, timings: _Timings, o: AnnotateOptions, fasta: str,
+                genes: bool) -> None:
+    """call, tracks, (genes,) (evaluate,) report and timings.json into ``stage`` (the
+    report names ``bdir``, where the outputs will be)."""
     from . import calls, report, tracks
     from .evaluate import evaluate_calls, format_table
 
     sizes = {c["name"]: c["length"] for c in plan["contigs"]}
     t0 = time.perf_counter()
     calls.call_dataset(os.path.join(stage, "predictions"), os.path.join(stage, "calls"), overwrite=True,
-                       chrom_sizes=sizes, threads=threads)
+                       chrom_sizes=sizes, threads=o.threads)
     _name_final_dataset(os.path.join(stage, "calls", "summary.json"), os.path.join(bdir, "predictions"))
     timings.add("call", t0)
     t0 = time.perf_counter()
     tracks.write_tracks(os.path.join(stage, "predictions"), os.path.join(stage, "tracks"), sizes, overwrite=True,
-                        threads=threads)
+                        threads=o.threads)
     timings.add("tracks", t0)
+    gene_evaluation = _genes(stage, fasta, o, timings) if genes else None
     evaluation = None
-    if truth is not None:
+    if o.truth is not None:
         t0 = time.perf_counter()
-        evaluation = evaluate_calls(truth, os.path.join(stage, "calls"))
+        evaluation = evaluate_calls(o.truth, os.path.join(stage, "calls"))
         with atomic_path(os.path.join(stage, "evaluation.tsv"), overwrite=True) as tmp:
             evaluation.to_csv(tmp, sep="\t", index=False)
-        log.info("annotate: evaluation against %s\n%s", truth, format_table(evaluation))
+        log.info("annotate: evaluation against %s\n%s", o.truth, format_table(evaluation))
         timings.add("evaluate", t0)
     t0 = time.perf_counter()
     report.write_report(stage, os.path.join(stage, "report.html"), plan=plan, evaluation=evaluation,
-                        timings=list(timings.steps), overwrite=True, location=bdir)
+                        timings=timings.as_dict(), overwrite=True, location=bdir, gene_evaluation=gene_evaluation,
+                        truth_genes=o.truth_genes if genes else None)
     timings.add("report", t0)
     with atomic_path(os.path.join(stage, "timings.json"), overwrite=True) as tmp, open(tmp, "w") as fh:
         json.dump(timings.as_dict(), fh, indent=1)
+
+
+def _genes(stage: str, fasta: str, o: AnnotateOptions, timings: _Timings):
+    """Gene models into ``stage/genes`` (and their score against ``o.truth_genes``)."""
+    from .evaluate import evaluate_gene_models, format_gene_table
+    from .genes import predict_genes
+
+    t0 = time.perf_counter()
+    s = predict_genes(os.path.join(stage, "predictions"), fasta, os.path.join(stage, "genes"),
+                      threads=check_threads(o.threads),
+                      overwrite=True)
+    timings.add("genes", t0, s["bases"], genes=s["genes"])
+    if o.truth_genes is None:
+        return None
+    t0 = time.perf_counter()
+    table = evaluate_gene_models(o.truth_genes, os.path.join(stage, "genes", "genes.gff3"))
+    with atomic_path(os.path.join(stage, "evaluation_genes.tsv"), overwrite=True) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    log.info("annotate: gene models against %s\n%s", o.truth_genes, format_gene_table(table))
+    timings.add("evaluate_genes", t0)
+    return table
 
 
 def _name_final_dataset(summary: str, dataset: str) -> None:

@@ -40,6 +40,7 @@ COMMANDS = (
     "simulate",
     "evaluate",
     "call",
+    "genes",
     "tracks",
     "report",
     "fetch_model",
@@ -74,6 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in run reports
         command = f"genoseg {args.command}"
         logging.basicConfig(
             level=logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO,

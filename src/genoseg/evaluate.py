@@ -50,15 +50,22 @@ def read_gff3(path: str) -> pd.DataFrame:
             parts = line.rstrip("\n").split("\t")
             if len(parts) < 8:
                 raise GenosegError(f"{path}:{lineno}: expected 9 tab-separated GFF3 columns")
-            try:
-                start, end = int(parts[3]) - 1, int(parts[4])
-            except ValueError:
-                raise GenosegError(f"{path}:{lineno}: start/end are not integers") from None
-            if start < 0 or end <= start:
-                raise GenosegError(f"{path}:{lineno}: invalid interval {parts[3]}-{parts[4]}")
+            start, end = gff_interval(parts, path, lineno)
             rows.append((unquote(parts[0]), start, end, parts[2]))  # seqids are %-escaped (GFF3)
     return pd.DataFrame(rows, columns=["chrom", "start", "end", "feature"]).astype(
         {"start": np.int64, "end": np.int64})
+
+
+def gff_interval(parts: list, path: str, lineno: int) -> tuple[int, int]:
+    """Columns 4-5 of a GFF line as a 0-based half-open ``(start, end)`` (GenosegError
+    naming the file and line when they are not a valid interval)."""
+    try:
+        start, end = int(parts[3]) - 1, int(parts[4])
+    except ValueError:
+        raise GenosegError(f"{path}:{lineno}: start/end are not integers") from None
+    if start < 0 or end <= start:
+        raise GenosegError(f"{path}:{lineno}: invalid interval {parts[3]}-{parts[4]}")
+    return start, end
 
 
 def read_bed(path: str, feature: Optional[str] = None) -> pd.DataFrame:
@@ -284,3 +291,279 @@ def restrict(intervals: pd.DataFrame, predictions: dict) -> pd.DataFrame:
     merged["start"] = np.maximum(merged["start"], merged["start_c"])
     merged["end"] = np.minimum(merged["end"], merged["end_c"])
     return merged.loc[merged["end"] > merged["start"], ["chrom", "start", "end", "feature"]].reset_index(drop=True)
+
+
+# ===================================================================== gene models
+# Gene-level scoring in the way gffcompare reports it (Pertea & Pertea 2020), computed
+# with table joins (no per-base work):
+#
+# - base: exonic bases (union per contig and strand) shared by reference and prediction;
+# - exon: an exon matches when its boundaries are equal, except the free (outer) end of
+#   a reference transcript's first or last exon, which may differ by up to ``end_slack``
+#   bp (gffcompare ``-e``, default 100); ``exon (exact)`` requires both ends;
+# - intron: equal intron coordinates (unique introns);
+# - intron chain: a multi-exon transcript whose full intron chain equals one of the
+#   other set (gffcompare's "intron chain level", i.e. transcript structure);
+# - transcript: intron chain match for multi-exon transcripts; single-exon transcripts
+#   match a single-exon transcript overlapping >= 80 % of the longer one;
+# - gene: a gene (GFF3 parent of transcripts) with at least one matching transcript.
+#
+# Sensitivity = matched reference items / reference items, precision = matched
+# predicted items / predicted items, on the same strand. Every level is also reported
+# for each strand alone.
+
+GENE_LEVELS = ("base", "exon", "exon (exact)", "intron", "intron chain", "transcript", "gene")
+GENE_COLUMNS = ["level", "strand", "reference", "predicted", "matched_reference", "matched_predicted",
+                "sensitivity", "precision", "f1"]
+_PART_TYPES = {"CDS", "five_prime_UTR", "three_prime_UTR", "UTR", "start_codon", "stop_codon"}
+
+
+def _attributes(text: str, gtf: bool) -> dict:
+    import urllib.parse
+
+    out = {}
+    for item in text.strip().strip(";").split(";"):
+        item = item.strip()
+        if not item:
+            continue
+        if gtf:
+            key, _, value = item.partition(" ")
+            out[key] = value.strip().strip('"')
+        else:
+            key, _, value = item.partition("=")
+            out[key] = urllib.parse.unquote(value)
+    return out
+
+
+def read_gene_models(path: str, with_cds: bool = False):
+    """Exons of the transcripts of a GFF3 (or GTF) annotation.
+
+    Transcripts are the parents of ``exon`` features (for a transcript without exon
+    features, its merged CDS/UTR parts), genes the parents of transcripts (the
+    transcript itself when it has none). GTF files use ``transcript_id``/``gene_id``.
+
+    Returns ``chrom, start, end, strand, transcript, gene`` (0-based half-open), sorted;
+    with ``with_cds`` also the CDS segments in the same columns: ``(exons, cds)``.
+    """
+    if not os.path.isfile(path):
+        raise GenosegError(f"gene models GFF3 not found: {path}")
+    opener = gzip.open if path.endswith(".gz") else open
+    parent_of, rows = {}, []
+    gtf = path.rstrip(".gz").endswith((".gtf", ".gtf2"))
+    with opener(path, "rt") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.startswith("##FASTA"):
+                break
+            if line.startswith("#") or not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 9:
+                raise GenosegError(f"{path}:{lineno}: expected 9 tab-separated GFF3 columns, got {len(parts)}")
+            ftype = parts[2]
+            if ftype != "exon" and ftype not in _PART_TYPES and gtf:
+                continue
+            attrs = _attributes(parts[8], gtf)
+            if gtf:
+                tid, gid = attrs.get("transcript_id"), attrs.get("gene_id")
+                if tid:
+                    parent_of[tid] = gid or tid
+                    parents = [tid]
+                else:
+                    continue
+            else:
+                parents = [p for p in attrs.get("Parent", "").split(",") if p]
+                if "ID" in attrs:
+                    parent_of[attrs["ID"]] = parents[0] if parents else None
+                if ftype != "exon" and ftype not in _PART_TYPES:
+                    continue
+            start, end = gff_interval(parts, path, lineno)
+            if parts[6] not in "+-" or not parts[6]:
+                raise GenosegError(f"{path}:{lineno}: {ftype} without a strand (+ or -)")
+            for p in parents:
+                rows.append((unquote(parts[0]), start, end, parts[6], p, ftype == "exon", ftype == "CDS"))
+    df = pd.DataFrame(rows, columns=["chrom", "start", "end", "strand", "transcript", "is_exon", "is_cds"])
+    cds = df.loc[df["is_cds"], ["chrom", "start", "end", "strand", "transcript"]]
+    df = df.drop(columns="is_cds")
+    has_exon = set(df.loc[df["is_exon"], "transcript"])
+    exons = df[df["is_exon"]]
+    parts = df[~df["is_exon"] & ~df["transcript"].isin(has_exon)]
+    if len(parts):  # transcripts described by CDS/UTR parts only: their union is the exons
+        parts = _merge_touching(parts)
+    df = pd.concat([exons, parts], ignore_index=True).drop(columns="is_exon")
+    df["gene"] = [parent_of.get(t) or t for t in df["transcript"]]
+    df = df.drop_duplicates(["transcript", "start", "end"])
+    df = df.sort_values(["chrom", "start", "end", "transcript"], kind="stable").reset_index(drop=True)
+    if not with_cds:
+        return df
+    cds = cds.assign(gene=[parent_of.get(t) or t for t in cds["transcript"]])
+    return df, cds.sort_values(["chrom", "start", "end"], kind="stable").reset_index(drop=True)
+
+
+def _merge_touching(df: pd.DataFrame) -> pd.DataFrame:
+    """Per transcript, merge intervals that overlap or touch (CDS + UTR parts -> exons)."""
+    df = df.sort_values(["transcript", "start"], kind="stable").reset_index(drop=True)
+    reach = df.groupby("transcript", sort=False)["end"].cummax()
+    same = df["transcript"].eq(df["transcript"].shift())
+    new = ~same | (df["start"] > reach.shift())
+    grp = np.cumsum(new.to_numpy()) - 1
+    out = df.groupby(grp, sort=False).agg(chrom=("chrom", "first"), start=("start", "min"), end=("end", "max"),
+                                          strand=("strand", "first"), transcript=("transcript", "first"))
+    out["is_exon"] = True
+    return out.reset_index(drop=True)
+
+
+def _transcript_table(exons: pd.DataFrame) -> pd.DataFrame:
+    """One row per transcript: chrom, strand, gene, start, end, n_exons, chain (intron
+    coordinates as a tuple, empty for single-exon transcripts)."""
+    rows = []
+    for tid, d in exons.groupby("transcript", sort=False):
+        s, e = d["start"].to_numpy(), d["end"].to_numpy()
+        rows.append((tid, d["chrom"].iat[0], d["strand"].iat[0], d["gene"].iat[0], int(s[0]), int(e.max()),
+                     len(d), tuple(zip(e[:-1].tolist(), s[1:].tolist()))))
+    return pd.DataFrame(rows, columns=["transcript", "chrom", "strand", "gene", "start", "end", "n_exons",
+                                       "chain"])
+
+
+def _exon_table(exons: pd.DataFrame) -> pd.DataFrame:
+    """Unique exons with the free-end flags of :func:`compare_gene_models` (an end is
+    free when it is the outer end of a first/last exon in every transcript holding it)."""
+    d = exons.copy()
+    first = ~d.duplicated("transcript", keep="first")
+    last = ~d.duplicated("transcript", keep="last")
+    d["free_start"], d["free_end"] = first.to_numpy(), last.to_numpy()
+    return d.groupby(["chrom", "strand", "start", "end"], as_index=False).agg(
+        free_start=("free_start", "all"), free_end=("free_end", "all"))
+
+
+def _match_exons(ref: pd.DataFrame, pred: pd.DataFrame, slack: int) -> tuple[int, int]:
+    """(matched reference exons, matched predicted exons); free reference ends within
+    ``slack`` bp."""
+    keys = ["chrom", "strand"]
+    ref = ref.reset_index(drop=True).assign(rid=lambda x: np.arange(len(x)))
+    pred = pred.reset_index(drop=True).assign(pid=lambda x: np.arange(len(x)))
+    pairs = []
+    for fs, fe in ((False, False), (True, False), (False, True), (True, True)):
+        r = ref[(ref["free_start"] == fs) & (ref["free_end"] == fe)]
+        on = keys + ([] if fs else ["start"]) + ([] if fe else ["end"])
+        if fs and fe:  # single-exon reference transcript: join on 1 kb bins, then filter
+            r = r.assign(bin=r["start"] // 1000)
+            p = pd.concat([pred.assign(bin=pred["start"] // 1000 + k) for k in (-1, 0, 1)])
+            on = keys + ["bin"]
+        else:
+            p = pred
+        m = r.merge(p, on=on, suffixes=("", "_p"))
+        ok = np.ones(len(m), bool)
+        if fs:
+            ok &= np.abs(m["start"].to_numpy() - m["start_p" if "start_p" in m else "start"].to_numpy()) <= slack
+        if fe:
+            ok &= np.abs(m["end"].to_numpy() - m["end_p" if "end_p" in m else "end"].to_numpy()) <= slack
+        pairs.append(m.loc[ok, ["rid", "pid"]])
+    pairs = pd.concat(pairs)
+    return pairs["rid"].nunique(), pairs["pid"].nunique()
+
+
+def _single_exon_matches(rt: pd.DataFrame, pt: pd.DataFrame) -> pd.DataFrame:
+    """Pairs (reference, predicted transcript) of single-exon transcripts on the same
+    strand overlapping >= 80 % of the longer one."""
+    r = rt[rt["n_exons"] == 1]
+    p = pt[pt["n_exons"] == 1]
+    if not len(r) or not len(p):
+        return pd.DataFrame({"transcript_r": [], "transcript_p": []})
+    r = r.assign(bin=r["start"] // 10_000)
+    p = pd.concat([p.assign(bin=p["start"] // 10_000 + k) for k in (-1, 0, 1)])
+    m = r.merge(p, on=["chrom", "strand", "bin"], suffixes=("_r", "_p"))
+    ov = np.minimum(m["end_r"], m["end_p"]) - np.maximum(m["start_r"], m["start_p"])
+    longer = np.maximum(m["end_r"] - m["start_r"], m["end_p"] - m["start_p"])
+    return m.loc[ov >= 0.8 * longer, ["transcript_r", "transcript_p"]]
+
+
+def _row(level, strand, n_ref, n_pred, m_ref, m_pred) -> dict:
+    sn = m_ref / n_ref if n_ref else np.nan
+    pr = m_pred / n_pred if n_pred else np.nan
+    f1 = 2 * sn * pr / (sn + pr) if n_ref and n_pred and sn + pr > 0 else (0.0 if n_ref and n_pred else np.nan)
+    return {"level": level, "strand": strand, "reference": n_ref, "predicted": n_pred,
+            "matched_reference": m_ref, "matched_predicted": m_pred, "sensitivity": sn, "precision": pr, "f1": f1}
+
+
+def compare_gene_models(reference: pd.DataFrame, predicted: pd.DataFrame, end_slack: int = 100,
+                        contig_lengths: Optional[dict] = None) -> pd.DataFrame:
+    """gffcompare-style sensitivity and precision of ``predicted`` gene models against
+    ``reference`` (both from :func:`read_gene_models`), per level (:data:`GENE_LEVELS`)
+    for both strands (``strand`` "both") and each strand alone (:data:`GENE_COLUMNS`).
+    With ``contig_lengths``, transcripts on contigs not listed are left out of both sets
+    (e.g. contigs that were not annotated)."""
+    if contig_lengths is not None:
+        keep = list(contig_lengths)
+        dropped = sorted(set(reference.loc[~reference["chrom"].isin(keep), "chrom"]))
+        if dropped:
+            log.warning("reference gene models on %d contig(s) not in the FASTA index left out (%s)",
+                        len(dropped), ", ".join(dropped[:5]))
+        reference = reference[reference["chrom"].isin(keep)]
+        predicted = predicted[predicted["chrom"].isin(keep)]
+    rows = []
+    for strand in ("both", "+", "-"):
+        r = reference if strand == "both" else reference[reference["strand"] == strand]
+        p = predicted if strand == "both" else predicted[predicted["strand"] == strand]
+        rows.extend(_levels(r, p, strand, end_slack))
+    return pd.DataFrame(rows, columns=GENE_COLUMNS)
+
+
+def _levels(r: pd.DataFrame, p: pd.DataFrame, strand: str, slack: int) -> list[dict]:
+    out = []
+    key = lambda d: d.assign(chrom=d["chrom"] + "\t" + d["strand"])  # noqa: E731 - strand-aware bases
+    tb, pb, shared = overlap_bases(key(r), key(p))
+    out.append(_row("base", strand, tb, pb, shared, shared))
+    re_, pe_ = _exon_table(r), _exon_table(p)
+    mr, mp = _match_exons(re_, pe_, slack)
+    out.append(_row("exon", strand, len(re_), len(pe_), mr, mp))
+    exact = re_.merge(pe_, on=["chrom", "strand", "start", "end"])
+    out.append(_row("exon (exact)", strand, len(re_), len(pe_), len(exact), len(exact)))
+    rt, pt = _transcript_table(r), _transcript_table(p)
+    ri, pi = _introns(rt), _introns(pt)
+    both = len(ri.merge(pi))
+    out.append(_row("intron", strand, len(ri), len(pi), both, both))
+    chain = lambda t: t[t["n_exons"] > 1].assign(key=lambda d: list(zip(d["chrom"], d["strand"], d["chain"])))  # noqa: E731
+    rc, pc = chain(rt), chain(pt)
+    r_ok, p_ok = rc["key"].isin(set(pc["key"])), pc["key"].isin(set(rc["key"]))
+    out.append(_row("intron chain", strand, len(rc), len(pc), int(r_ok.sum()), int(p_ok.sum())))
+    single = _single_exon_matches(rt, pt)
+    r_match = set(rc.loc[r_ok, "transcript"]) | set(single["transcript_r"])
+    p_match = set(pc.loc[p_ok, "transcript"]) | set(single["transcript_p"])
+    out.append(_row("transcript", strand, len(rt), len(pt), len(r_match), len(p_match)))
+    rg, pg = rt.groupby("gene")["transcript"], pt.groupby("gene")["transcript"]
+    out.append(_row("gene", strand, rg.ngroups, pg.ngroups,
+                    int(rg.agg(lambda t: bool(set(t) & r_match)).sum()) if len(rt) else 0,
+                    int(pg.agg(lambda t: bool(set(t) & p_match)).sum()) if len(pt) else 0))
+    return out
+
+
+def _introns(t: pd.DataFrame) -> pd.DataFrame:
+    rows = [(c, s, a, b) for c, s, ch in zip(t["chrom"], t["strand"], t["chain"]) for a, b in ch]
+    return pd.DataFrame(rows, columns=["chrom", "strand", "start", "end"]).drop_duplicates()
+
+
+def evaluate_gene_models(truth_gff3: str, genes_gff3: str, fai: Optional[str] = None,
+                         end_slack: int = 100) -> pd.DataFrame:
+    """:func:`compare_gene_models` of two GFF3 files (reference, prediction)."""
+    ref = read_gene_models(truth_gff3)
+    if not len(ref):
+        raise GenosegError(f"{truth_gff3}: no gene models (exon features with a Parent transcript) found; "
+                           "gene-level scoring needs gene -> mRNA -> exon GFF3 (e.g. truth_genes.gff3 "
+                           "from genoseg simulate, GENCODE or Ensembl)")
+    pred = read_gene_models(genes_gff3)
+    return compare_gene_models(ref, pred, end_slack=end_slack, contig_lengths=read_fai(fai) if fai else None)
+
+
+def format_gene_table(df: pd.DataFrame) -> str:
+    """Human-readable gene-level table (both strands, then per strand sensitivity/precision)."""
+    both = df[df["strand"] == "both"].set_index("level")
+    lines = [f"{'level':<14}{'Sn':>7}{'Pr':>7}{'F1':>7}{'reference':>11}{'predicted':>11}"
+             f"{'Sn +':>8}{'Pr +':>7}{'Sn -':>8}{'Pr -':>7}"]
+    fmt = lambda v: "    -" if pd.isna(v) else f"{v:.3f}"  # noqa: E731
+    for level in GENE_LEVELS:
+        r = both.loc[level]
+        per = {s: df[(df["strand"] == s) & (df["level"] == level)].iloc[0] for s in "+-"}
+        lines.append(f"{level:<14}{fmt(r.sensitivity):>7}{fmt(r.precision):>7}{fmt(r.f1):>7}{r.reference:>11,}"
+                     f"{r.predicted:>11,}{fmt(per['+'].sensitivity):>8}{fmt(per['+'].precision):>7}"
+                     f"{fmt(per['-'].sensitivity):>8}{fmt(per['-'].precision):>7}")
+    return "\n".join(lines) + "\n"

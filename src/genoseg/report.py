@@ -15,6 +15,7 @@ Every string that comes from data (contig names, paths, plan entries) goes throu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import html
 import json
@@ -208,16 +209,24 @@ def _fmt_bp(x: float) -> str:
     return f"{int(x)} bp"
 
 
+def _tick_anchor(x: float, lo: float, hi: float, room: float = 30) -> str:
+    """Text anchor that keeps a tick label inside ``[lo, hi]`` (ends are not clipped)."""
+    return "start" if x - lo < room else "end" if hi - x < room else "middle"
+
+
 def svg_tracks(region: Region, features: Sequence[str], pos: np.ndarray, probs: np.ndarray,
                calls: Mapping[str, tuple], colors: Mapping[str, str], width: int = 1080,
-               thresholds: Optional[Mapping[str, float]] = None) -> str:
+               thresholds: Optional[Mapping[str, float]] = None, gene_rows: Sequence = ()) -> str:
     """Stacked probability tracks (one panel per feature) over ``region`` with the calls
-    of each feature drawn as bars beneath its curve. ``pos`` 0-based, ``probs`` [n, F]."""
+    of each feature drawn as bars beneath its curve, then ``gene_rows`` (``(label,
+    draw)`` pairs from :func:`genoseg.report_genes.gene_rows`: gene diagrams).
+    ``pos`` 0-based, ``probs`` [n, F]."""
     contig, r0, r1 = region
     left, right, ph, gap, top = 170, 10, 34, 6, 8
     pw = width - left - right
     n = len(features)
-    h = top + n * (ph + gap) + 30
+    rows_h = [draw(0, left, pw, True) for _, draw in gene_rows]  # heights only
+    h = top + n * (ph + gap) + sum(rows_h) + len(rows_h) * gap + 30
     L = r1 - r0
     npx = min(pw, L)
     # per-pixel max (keeps narrow peaks visible); NaN where no base has a prediction
@@ -259,10 +268,15 @@ def svg_tracks(region: Region, features: Sequence[str], pos: np.ndarray, probs: 
                 w = max((b - a) * pw / L, 1.0)
                 parts.append(f'<rect x="{x:.1f}" y="{y0 + ph - 4}" width="{w:.1f}" height="3" fill="{col}"/>')
     yb = top + n * (ph + gap)
+    for (label, draw), rh in zip(gene_rows, rows_h):
+        parts.append(f'<text x="{left - 6}" y="{yb + rh / 2 + 4:.1f}" text-anchor="end" class="lab">{esc(label)}</text>')
+        parts.append(draw(yb, left, pw, False))
+        yb += rh + gap
     for t in _nice_ticks(r0 + 1, r1):
         x = left + (t - 1 - r0) * pw / L
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{yb - gap}" y2="{yb}" stroke="#555"/>')
-        parts.append(f'<text x="{x:.1f}" y="{yb + 12}" text-anchor="middle" class="tick">{t:,.0f}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{yb + 12}" text-anchor="{_tick_anchor(x, left, left + pw)}" '
+                     f'class="tick">{t:,.0f}</text>')
     parts.append(f'<text x="{left}" y="{yb + 26}" class="tick">{esc(contig)} (1-based; curve = probability 0–1, '
                  f'dashed = calling threshold HIGH, bar = call)</text>')
     parts.append("</svg>")
@@ -292,7 +306,8 @@ def svg_histogram(lengths: np.ndarray, color: str, width: int = 260, height: int
     lg = math.log10(edges[-1])
     for d in range(0, int(lg) + 1):
         x = left + d / lg * pw
-        parts.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" class="tick">{_fmt_bp(10 ** d)}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="{_tick_anchor(x, left - 20, left + pw, 20)}" '
+                     f'class="tick">{_fmt_bp(10 ** d)}</text>')
     parts.append(f'<text x="{left - 3}" y="{top + 9}" text-anchor="end" class="tick">{cmax}</text>')
     parts.append(f'<text x="{left - 3}" y="{top + ph}" text-anchor="end" class="tick">0</text>')
     parts.append("</svg>")
@@ -310,7 +325,8 @@ def svg_bars(rows: Sequence[tuple[str, float]], unit: str = "s", width: int = 64
         w = v / vmax * (width - left - 90)
         parts.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" class="lab">{esc(lab)}</text>')
         parts.append(f'<rect x="{left}" y="{y + 3}" width="{max(w, 1):.1f}" height="{bh - 6}" fill="{color}"/>')
-        parts.append(f'<text x="{left + w + 5:.1f}" y="{y + 14}" class="tick">{v:,.1f} {esc(unit)}</text>')
+        num = f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
+        parts.append(f'<text x="{left + w + 5:.1f}" y="{y + 14}" class="tick">{num} {esc(unit)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -331,6 +347,9 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 svg.plot text{font:11px Helvetica,Arial,sans-serif;fill:#333} svg.plot text.tick{font-size:10px;fill:#555}
 .note{color:#666;font-size:12px} code{background:#f5f5f5;padding:0 3px}
 .warn{color:#a33}
+.banner{background:#fff4e5;border:1px solid #f0b46c;padding:8px 12px;margin:10px 0;border-radius:4px}
+table.summary td:last-child{font-weight:600}
+pre.cmd{background:#f5f5f5;padding:6px 10px;white-space:pre-wrap;word-break:break-all;font-size:12px}
 """
 
 
@@ -417,32 +436,98 @@ def _region_probs(dataset_dir: str, region: Region, nfeat: int):
     return np.concatenate(ps), np.concatenate(qs)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the report's sections read: one run's files, loaded once."""
+
+    backbone_dir: str
+    backbone: str
+    meta: dict
+    contigs: list
+    summary: Optional[dict]
+    features: list
+    colors: dict
+    calls: dict
+    predicted: dict
+    total_bases: int
+    sizes: dict
+    plan: Any
+    timings: Any
+    evaluation: Any
+    gene_evaluation: Any
+    genes: Any  # report_genes.GeneModels or None
+    truth_genes: Any
+    command: Optional[str]
+    location: str = ""  # the directory named in the header
+
+    @property
+    def pred_dir(self) -> str:
+        return os.path.join(self.backbone_dir, "predictions")
+
+    @property
+    def calls_dir(self) -> str:
+        return os.path.join(self.backbone_dir, "calls")
+
+
 def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] = None,
                  evaluation=None, timings: Union[str, dict, list, None] = None,
                  regions: Optional[Iterable[Union[str, Region]]] = None, *, overwrite: bool = False,
-                 region_width: int = 20_000, location: Optional[str] = None) -> str:
+                 region_width: int = 20_000, gene_evaluation=None, truth_genes: Optional[str] = None,
+                 command: Optional[str] = None, location: Optional[str] = None) -> str:
     """Write the HTML report of ``backbone_dir`` (``OUTDIR/<backbone>``) to ``out_path``.
 
     Args:
-        backbone_dir: holds ``predictions/`` (for metadata and the track plots) and
+        backbone_dir: holds ``predictions/`` (for metadata and the track plots),
             ``calls/`` (``summary.json`` and ``<feature>.bed.gz`` from
-            :func:`genoseg.calls.call_dataset`); either may be missing (the section says so).
+            :func:`genoseg.calls.call_dataset`) and ``genes/`` (:mod:`genoseg.genes`);
+            any may be missing (the section says so).
         out_path: HTML file to write (atomically).
-        plan: plan.json path or dict: top-level entries are listed under "What ran",
-            its ``skipped`` list (dicts, e.g. contig/start/end/reason) under "Skipped".
+        plan: plan.json path or dict: described in words under "What ran", its
+            ``skipped`` list (dicts, e.g. contig/start/end/reason) under "Skipped".
         evaluation: TSV path or DataFrame (e.g. from ``genoseg evaluate``: feature,
             precision, recall, f1, ...), shown as a table.
-        timings: JSON path, ``{step: seconds}`` or a list of ``{step, seconds}``.
+        timings: JSON path, ``{step: seconds}``, a list of ``{step, seconds}`` or
+            ``{"steps": [...], "command": ..., "demo_model": ..., "device": ...}``.
         regions: ``"chrom:start-end"`` strings (1-based closed) or ``(chrom, start0, end0)``
             tuples; default: the 3 windows of ``region_width`` bp with the most calls.
         overwrite: replace an existing ``out_path`` (else GenosegError).
+        gene_evaluation: gene-level table (TSV path or DataFrame from
+            :func:`genoseg.evaluate.compare_gene_models`).
+        truth_genes: reference gene models GFF3, drawn under the decoded genes.
+        command: the command line of the run (default: ``timings["command"]``).
         location: directory named in the report's header (default ``backbone_dir``;
             ``annotate`` writes into a staging directory and names the final one).
 
     Returns:
         ``out_path``.
     """
+    run = _load_run(backbone_dir, plan, evaluation, timings, gene_evaluation, truth_genes, command, region_width)
+    run.location = location or backbone_dir
+    regions = [parse_region(r) if isinstance(r, str) else tuple(r) for r in (regions or [])]
+    from .outputs import check_absent
 
+    check_absent(out_path, overwrite)
+    for c, _a, b in regions:
+        run.sizes[c] = max(run.sizes.get(c, 0), b)
+    from . import report_genes
+
+    parts = [_title(run), _demo_banner(run), _summary_block(run), _command_block(run), _what_ran(run),
+             _skipped_section(run), _calls_section(run), _tracks_section(run, regions, region_width),
+             report_genes.genes_section(run.genes, run.gene_evaluation), _evaluation_section(run),
+             _timings_section(run)]
+    doc = ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+           f"<title>genoseg report — {esc(run.backbone)}</title><style>{CSS}</style></head><body>\n"
+           + "\n".join(p for p in parts if p) + "\n</body></html>\n")
+    with atomic_path(out_path, overwrite=overwrite) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(doc)
+    log.info("wrote report %s (%d KB)", out_path, len(doc) // 1024)
+    return out_path
+
+
+def _load_run(backbone_dir, plan, evaluation, timings, gene_evaluation, truth_genes, command,
+              region_width) -> _Run:
+    """Read everything the sections need (user errors before any writing)."""
     if not os.path.isdir(backbone_dir):
         raise GenosegError(f"output directory {backbone_dir} does not exist")
     if int(region_width) < 1:
@@ -450,10 +535,7 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
     plan = _load_json(plan, "plan")
     timings = _load_json(timings, "timings")
     evaluation = _load_evaluation(evaluation)
-    regions = [parse_region(r) if isinstance(r, str) else tuple(r) for r in (regions or [])]
-    from .outputs import check_absent
-    check_absent(out_path, overwrite)
-
+    gene_evaluation = _load_evaluation(gene_evaluation)
     pred_dir = os.path.join(backbone_dir, "predictions")
     calls_dir = os.path.join(backbone_dir, "calls")
     meta, contigs = {}, []
@@ -463,60 +545,201 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
             contigs = list(store.list_contigs(pred_dir))
         except Exception as exc:  # report what we can
             log.warning("cannot read prediction metadata in %s: %s", pred_dir, exc)
+    from . import report_genes
     from .calls import read_summary
+
     summary = read_summary(calls_dir) if os.path.isdir(calls_dir) else None
     features = list(meta.get("features") or (summary or {}).get("features", {}).keys())
-    colors = {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(features)}
     calls = _calls_table(calls_dir, features, region_width) if os.path.isdir(calls_dir) else {}
     predicted = dict((summary or {}).get("contigs", {}))
-    total_bases = int(sum(predicted.values()))
-    sizes: dict[str, int] = {}
-    for c in contigs or predicted:
-        sizes[c] = 0
+    sizes: dict[str, int] = {c: 0 for c in contigs or predicted}
     for st in calls.values():
         for c, end in st.ends.items():
             sizes[c] = max(sizes.get(c, 0), end)
-    for c, _a, b in regions:
-        sizes[c] = max(sizes.get(c, 0), b)
+    backbone = (meta.get("backbone") or (summary or {}).get("backbone")
+                or os.path.basename(os.path.normpath(backbone_dir)))
+    if command is None and isinstance(timings, dict):
+        command = timings.get("command")
+    return _Run(backbone_dir=backbone_dir, backbone=backbone, meta=meta, contigs=contigs, summary=summary,
+                features=features, colors={f: PALETTE[i % len(PALETTE)] for i, f in enumerate(features)},
+                calls=calls, predicted=predicted, total_bases=int(sum(predicted.values())), sizes=sizes,
+                plan=plan, timings=timings, evaluation=evaluation, gene_evaluation=gene_evaluation,
+                genes=report_genes.load_gene_models(os.path.join(backbone_dir, "genes")),
+                truth_genes=report_genes.load_truth(truth_genes), command=command)
 
-    backbone = meta.get("backbone") or (summary or {}).get("backbone") or os.path.basename(os.path.normpath(backbone_dir))
-    H: list[str] = []
-    H.append(f"<h1>genoseg report — {esc(backbone)}</h1>")
-    H.append(f'<p class="sub">{esc(os.path.abspath(location or backbone_dir))} · generated '
-             f'{esc(datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))}</p>')
 
-    # --- what ran
-    H.append("<h2>What ran</h2>")
-    info = {"backbone": backbone}
+# ------------------------------------------------------------------------- sections
+def _title(run: _Run) -> str:
+    return (f"<h1>genoseg report — {esc(run.backbone)}</h1>"
+            f'<p class="sub">{esc(os.path.abspath(run.location or run.backbone_dir))} · generated '
+            f'{esc(datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))}</p>')
+
+
+def _is_demo(run: _Run) -> bool:
+    """Whether the bundled demonstration model made the predictions (annotate records
+    it in timings.json; a plan names the model directory)."""
+    if isinstance(run.timings, dict) and run.timings.get("demo_model"):
+        return True
+    model = run.plan.get("model") if isinstance(run.plan, dict) else None
+    return bool(model) and os.path.basename(os.path.normpath(str(model))) == "demo_model"
+
+
+def _demo_banner(run: _Run) -> str:
+    if not _is_demo(run):
+        return ""
+    return ('<div class="banner"><b>Demonstration model.</b> These predictions come from the small model '
+            "bundled with genoseg (assets/demo_model), trained only on synthetic genomes from "
+            "<code>genoseg simulate</code>. They are meaningless for a real genome: use the published "
+            "SegmentNT / SegmentEnformer / SegmentBorzoi weights (<code>genoseg fetch-model</code>, "
+            "<code>--model</code>).</div>")
+
+
+def _total_seconds(timings) -> Optional[float]:
+    if isinstance(timings, dict) and "total_seconds" in timings:
+        return float(timings["total_seconds"])
+    rows = _timings_rows(timings.get("steps", timings) if isinstance(timings, dict) else timings) if timings else []
+    return sum(v for _, v in rows) if rows else None
+
+
+def _mean_f1(evaluation) -> Optional[float]:
+    if evaluation is None or "f1" not in evaluation:
+        return None
+    if "feature" in evaluation and (evaluation["feature"] == "mean").any():
+        return float(evaluation.loc[evaluation["feature"] == "mean", "f1"].iloc[0])
+    scored = evaluation
+    if {"in_truth", "called"} <= set(evaluation.columns):
+        scored = evaluation[evaluation["in_truth"].astype(bool) & evaluation["called"].astype(bool)]
+    return float(scored["f1"].mean()) if len(scored) else None
+
+
+def _summary_block(run: _Run) -> str:
+    """Genome, model, device, dtype, time, bases predicted, scores: the run at a glance."""
+    plan = run.plan if isinstance(run.plan, dict) else {}
+    timings = run.timings if isinstance(run.timings, dict) else {}
+    genome = plan.get("genome") or (os.path.basename(str(plan["fasta"])) if plan.get("fasta") else "unknown")
+    model = plan.get("model") or run.backbone
+    model = f"{model} ({run.backbone}{', bundled demonstration model' if _is_demo(run) else ''})"
+    seconds = _total_seconds(run.timings)
+    rows = {"genome": genome, "model": model,
+            "device": _device(run) or timings.get("device") or plan.get("device") or "unknown",
+            "compute dtype": run.meta.get("compute_dtype") or "unknown",
+            "time": f"{seconds:,.1f} s" if seconds is not None else "unknown",
+            "bases predicted": f"{run.total_bases:,} ({_fmt_bp(run.total_bases)})" if run.total_bases else "unknown"}
+    f1 = _mean_f1(run.evaluation)
+    if f1 is not None:
+        rows["mean F1 (per-feature calls)"] = f"{f1:.3f}"
+    if run.genes is not None:
+        rows["gene models"] = run.genes.headline()
+    if run.gene_evaluation is not None:
+        from .report_genes import gene_scores_line
+
+        rows["gene models vs truth"] = gene_scores_line(run.gene_evaluation)
+    return '<h2>Summary</h2><table class="kv summary">' + "".join(
+        f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in rows.items()) + "</table>"
+
+
+def _device(run: _Run) -> Optional[str]:
+    """The device that predicted (``device`` in the predictions' metadata: the dataset's,
+    else the first file's footer, where ``genoseg predict`` records it)."""
+    if run.meta.get("device"):
+        return str(run.meta["device"])
+    try:
+        return store.file_metadata(store.contig_files(run.pred_dir, run.contigs[0])[0]).get("device")
+    except Exception:  # no predictions, or an older layout: the summary says "unknown"
+        return None
+
+
+def _command_block(run: _Run) -> str:
+    if not run.command:
+        return ""
+    return f'<p class="sub">Command line:</p><pre class="cmd">{esc(run.command)}</pre>'
+
+
+def plan_in_words(plan: Mapping[str, Any]) -> list[str]:
+    """Sentences describing a plan.json for people (the file keeps every detail)."""
+    out = []
+    genome = plan.get("fasta") or plan.get("genome")
+    contigs = plan.get("contigs") if isinstance(plan.get("contigs"), list) else []
+    if genome:
+        size = sum(int(c.get("length", 0)) for c in contigs if isinstance(c, dict))
+        out.append(f"Genome {genome}" + (f": {len(contigs):,} contig(s), {size:,} bp planned." if contigs else "."))
+    if plan.get("window_length"):
+        text = f"Windows of {int(plan['window_length']):,} bp"
+        if plan.get("backbone"):
+            text += f" for {plan['backbone']}"
+        if plan.get("overlap") is not None:
+            text += f", overlapping by {100 * float(plan['overlap']):.0f} % of their output span"
+        out.append(text + ".")
+    shorter = [int(w) for w in plan.get("window_lengths") or [] if int(w) != int(plan.get("window_length") or 0)]
+    if shorter:
+        out.append(f"Runs of bases shorter than a window get windows of {', '.join(f'{w:,}' for w in shorter)} bp "
+                   f"(shortest {int(plan.get('min_window_length') or min(shorter)):,} bp).")
+    if plan.get("n_windows") is not None:
+        text = f"{int(plan['n_windows']):,} windows"
+        if plan.get("n_chunks") is not None:
+            text += f" in {int(plan['n_chunks']):,} chunk(s)"
+        if plan.get("windows_per_chunk"):
+            text += f" of up to {int(plan['windows_per_chunk']):,} windows"
+        out.append(text + ".")
+    sel = plan.get("selection") if isinstance(plan.get("selection"), dict) else {}
+    if sel:
+        if sel.get("contigs"):
+            how = f"the contigs given ({', '.join(map(str, sel['contigs']))})"
+        elif sel.get("contig_regex"):
+            how = f"contigs matching {sel['contig_regex']!r}"
+        else:
+            how = "primary chromosomes (default selection)"
+        min_len = int(sel.get("min_contig_length") or 1)
+        out.append(f"Contigs: {how}" + (f", at least {min_len:,} bp." if min_len > 1 else "."))
+    if plan.get("plan_id"):
+        out.append(f"Plan {plan['plan_id']}" + (f", genoseg {plan['genoseg_version']}." if plan.get("genoseg_version")
+                                                 else "."))
+    return out
+
+
+#: Plan keys described by :func:`plan_in_words` or by their own sections.
+_PLAN_DESCRIBED = {"fasta", "genome", "contigs", "window_length", "backbone", "overlap", "window_lengths",
+                   "min_window_length", "n_windows", "n_chunks", "windows_per_chunk", "selection", "plan_id",
+                   "genoseg_version", "skipped", "skipped_regions", "skipped_contigs", "output_spans", "steps"}
+
+
+def _what_ran(run: _Run) -> str:
+    H = ["<h2>What ran</h2>"]
+    info = {"backbone": run.backbone}
     for k in ("version", "encoding", "scale"):
-        if k in meta:
-            info[f"predictions {k}"] = meta[k]
-    if features:
-        info["features"] = ", ".join(features)
-    if contigs:
-        info["contigs with predictions"] = f"{len(contigs):,}"
-    if total_bases:
-        info["bases with a prediction"] = f"{total_bases:,} ({_fmt_bp(total_bases)})"
+        if k in run.meta:
+            info[f"predictions {k}"] = run.meta[k]
+    if run.features:
+        info["features"] = ", ".join(run.features)
+    if run.contigs:
+        info["contigs with predictions"] = f"{len(run.contigs):,}"
+    if run.total_bases:
+        info["bases with a prediction"] = f"{run.total_bases:,} ({_fmt_bp(run.total_bases)})"
     H.append(_kv_table(info))
+    plan = run.plan
     if plan is not None:
-        # Lists of records get tables of their own; the skipped ones their own section.
-        own_tables = ("skipped", "skipped_regions", "skipped_contigs", "contigs")
-        top = {k: v for k, v in (plan.items() if isinstance(plan, dict) else [("plan", plan)])
-               if k not in own_tables}
-        if top:
-            H.append("<h3>Plan</h3>" + _kv_table(top))
-        contig_rows = plan.get("contigs") if isinstance(plan, dict) else None
+        if not isinstance(plan, dict):
+            plan = {"plan": plan}
+        words = plan_in_words(plan)
+        if words:
+            H.append("<h3>Plan</h3><ul>" + "".join(f"<li>{esc(w)}</li>" for w in words) + "</ul>")
+        rest = {k: v for k, v in plan.items() if k not in _PLAN_DESCRIBED and not isinstance(v, (dict, list))}
+        if rest:
+            H.append(_kv_table(rest))
+        contig_rows = plan.get("contigs")
         if contig_rows and all(isinstance(c, dict) for c in contig_rows):
             H.append("<h3>Contigs</h3>" + _records_table(contig_rows))
-    if summary:
+    if run.summary:
         rows = [{"feature": f, "high": v["params"]["high"], "low": v["params"]["low"],
                  "min length (bp)": v["params"]["min_length"], "merge gap (bp)": v["params"]["merge_gap"]}
-                for f, v in summary["features"].items()]
+                for f, v in run.summary["features"].items()]
         H.append("<h3>Calling parameters</h3>" + _records_table(rows))
+    return "".join(H)
 
-    # --- skipped
-    H.append("<h2>Skipped</h2>")
-    skipped = plan.get("skipped") if isinstance(plan, dict) else None
+
+def _skipped_section(run: _Run) -> str:
+    H = ["<h2>Skipped</h2>"]
+    skipped = run.plan.get("skipped") if isinstance(run.plan, dict) else None
     if skipped is None:
         H.append('<p class="note">No plan given: nothing is known about skipped regions.</p>')
     elif not skipped:
@@ -529,92 +752,99 @@ def write_report(backbone_dir: str, out_path: str, plan: Union[str, dict, None] 
             except (TypeError, ValueError):
                 pass
         H.append(_records_table(skipped))
+    return "".join(H)
 
-    # --- calls per feature
-    H.append("<h2>Calls per feature</h2>")
-    if not summary and not calls:
-        H.append(f'<p class="warn">No calls found in {esc(calls_dir)}.</p>')
-    else:
-        denom = total_bases or None
-        maxbp = max([st.bp for st in calls.values()] + [1])
-        body = []
-        for f in features:
-            if f not in calls:
-                continue
-            st = calls[f]
-            bp = st.bp
-            pct = f"{100 * bp / denom:.3f}%" if denom else "–"
-            med = f"{int(st.median_length()):,}" if st.count else "–"
-            ms = f"{st.score_sum / st.count / 1000:.2f}" if st.count else "–"
-            body.append(f'<tr><td><span class="sw" style="background:{colors[f]}"></span>{esc(f)}</td>'
-                        f'<td class="n">{st.count:,}</td><td class="n">{bp:,}</td><td class="n">'
-                        f'<span class="bar" style="width:{80 * bp / maxbp:.0f}px"></span>{pct}</td>'
-                        f'<td class="n">{med}</td><td class="n">{ms}</td></tr>')
-        H.append("<table><tr><th>feature</th><th>calls</th><th>bp covered</th><th>% of predicted bases</th>"
-                 "<th>median length (bp)</th><th>mean score</th></tr>" + "".join(body) + "</table>")
-        H.append('<p class="note">Coverage = called bases / bases with a prediction. Score = mean probability '
-                 'over the called bases.</p>')
-        H.append("<h3>Length distributions</h3><div class=grid>")
-        for f in features:
-            if f in calls and calls[f].count:
-                L, k = calls[f].lengths()
-                H.append(f"<figure>{svg_histogram(L, colors[f], weights=k)}<figcaption>{esc(f)} — "
-                         f"{calls[f].count:,} calls, "
-                         f"log-scaled length bins</figcaption></figure>")
-        H.append("</div>")
 
-    # --- tracks
-    H.append("<h2>Probability tracks</h2>")
-    if not regions and calls:
+def _calls_section(run: _Run) -> str:
+    H = ["<h2>Calls per feature</h2>"]
+    calls, features, colors = run.calls, run.features, run.colors
+    if not run.summary and not calls:
+        H.append(f'<p class="warn">No calls found in {esc(run.calls_dir)}.</p>')
+        return "".join(H)
+    denom = run.total_bases or None
+    maxbp = max([st.bp for st in calls.values()] + [1])
+    body = []
+    for f in features:
+        if f not in calls:
+            continue
+        st = calls[f]
+        bp = st.bp
+        pct = f"{100 * bp / denom:.3f}%" if denom else "–"
+        med = f"{int(st.median_length()):,}" if st.count else "–"
+        ms = f"{st.score_sum / st.count / 1000:.2f}" if st.count else "–"
+        body.append(f'<tr><td><span class="sw" style="background:{colors[f]}"></span>{esc(f)}</td>'
+                    f'<td class="n">{st.count:,}</td><td class="n">{bp:,}</td><td class="n">'
+                    f'<span class="bar" style="width:{80 * bp / maxbp:.0f}px"></span>{pct}</td>'
+                    f'<td class="n">{med}</td><td class="n">{ms}</td></tr>')
+    H.append("<table><tr><th>feature</th><th>calls</th><th>bp covered</th><th>% of predicted bases</th>"
+             "<th>median length (bp)</th><th>mean score</th></tr>" + "".join(body) + "</table>")
+    H.append('<p class="note">Coverage = called bases / bases with a prediction. Score = mean probability '
+             'over the called bases.</p>')
+    H.append("<h3>Length distributions</h3><div class=grid>")
+    for f in features:
+        if f in calls and calls[f].count:
+            L, k = calls[f].lengths()
+            H.append(f"<figure>{svg_histogram(L, colors[f], weights=k)}<figcaption>{esc(f)} — "
+                     f"{calls[f].count:,} calls, log-scaled length bins</figcaption></figure>")
+    H.append("</div>")
+    return "".join(H)
+
+
+def _tracks_section(run: _Run, regions: list, region_width: int) -> str:
+    from . import report_genes
+
+    H = ["<h2>Probability tracks</h2>"]
+    features = run.features
+    if not regions and run.calls:
         windows: dict[tuple[str, int], int] = {}
-        for st in calls.values():
+        for st in run.calls.values():
             for key, k in st.windows.items():
                 windows[key] = windows.get(key, 0) + k
-        regions = default_regions(windows, sizes, width=region_width)
+        regions = default_regions(windows, run.sizes, width=region_width)
         if regions:
             H.append('<p class="note">Regions with the most calls (all features).</p>')
     if not regions:
         H.append('<p class="note">No region to show (no calls and no --region).</p>')
-    elif not os.path.isdir(pred_dir) or not features:
-        H.append(f'<p class="warn">No predictions in {esc(pred_dir)}: tracks cannot be drawn.</p>')
+        return "".join(H)
+    if not os.path.isdir(run.pred_dir) or not features:
+        H.append(f'<p class="warn">No predictions in {esc(run.pred_dir)}: tracks cannot be drawn.</p>')
+        return "".join(H)
+    allf = list(run.meta.get("features", features))
+    thr = {f: v["params"]["high"] for f, v in (run.summary or {}).get("features", {}).items()}
+    for reg in regions:
+        c, a, b = reg
+        pos, probs = _region_probs(run.pred_dir, reg, len(allf))
+        probs = probs[:, [allf.index(f) for f in features]] if len(pos) else np.zeros((0, len(features)))
+        H.append(f"<h3>{esc(c)}:{a + 1:,}-{b:,} ({_fmt_bp(b - a)})</h3>")
+        if not len(pos):
+            H.append('<p class="note">No predictions in this region.</p>')
+        rows = report_genes.gene_rows(reg, run.genes, run.truth_genes)
+        H.append(svg_tracks(reg, features, pos, probs, _region_calls(run.calls_dir, features, reg), run.colors,
+                            thresholds=thr, gene_rows=rows))
+    return "".join(H)
+
+
+def _evaluation_section(run: _Run) -> str:
+    if run.evaluation is None:
+        return ""
+    return ("<h2>Evaluation</h2>" + _df_table(run.evaluation)
+            + '<p class="note">Base-level precision, recall and F1 per feature against the truth annotation.</p>')
+
+
+def _timings_section(run: _Run) -> str:
+    timings = run.timings
+    if timings is None:
+        return ""
+    H = ["<h2>Timings</h2>"]
+    rows = _timings_rows(timings.get("steps", timings) if isinstance(timings, dict) and "steps" in timings
+                         else timings)
+    if rows:
+        total = sum(v for _, v in rows)
+        H.append(svg_bars(rows))
+        H.append(_records_table([{"step": k, "seconds": round(v, 2)} for k, v in rows]
+                                + [{"step": "total", "seconds": round(total, 2)}]))
+        if run.total_bases and total > 0:
+            H.append(f'<p class="note">{run.total_bases / total:,.0f} bases/s over all steps.</p>')
     else:
-        for reg in regions:
-            c, a, b = reg
-            pos, probs = _region_probs(pred_dir, reg, len(meta.get("features", features)))
-            allf = list(meta.get("features", features))
-            probs = probs[:, [allf.index(f) for f in features]] if len(pos) else np.zeros((0, len(features)))
-            H.append(f"<h3>{esc(c)}:{a + 1:,}-{b:,} ({_fmt_bp(b - a)})</h3>")
-            if not len(pos):
-                H.append('<p class="note">No predictions in this region.</p>')
-            thr = {f: v["params"]["high"] for f, v in (summary or {}).get("features", {}).items()}
-            H.append(svg_tracks(reg, features, pos, probs, _region_calls(calls_dir, features, reg), colors,
-                                thresholds=thr))
-
-    # --- evaluation
-    if evaluation is not None:
-        H.append("<h2>Evaluation</h2>")
-        H.append(_df_table(evaluation))
-        H.append('<p class="note">Base-level precision, recall and F1 per feature against the truth annotation.</p>')
-
-    # --- timings
-    if timings is not None:
-        H.append("<h2>Timings</h2>")
-        rows = _timings_rows(timings)
-        if rows:
-            total = sum(v for _, v in rows)
-            H.append(svg_bars(rows))
-            H.append(_records_table([{"step": k, "seconds": round(v, 2)} for k, v in rows]
-                                    + [{"step": "total", "seconds": round(total, 2)}]))
-            if total_bases and total > 0:
-                H.append(f'<p class="note">{total_bases / total:,.0f} bases/s over all steps.</p>')
-        else:
-            H.append('<p class="note">Timings given but none could be read.</p>')
-
-    doc = ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-           f"<title>genoseg report — {esc(backbone)}</title><style>{CSS}</style></head><body>\n"
-           + "\n".join(H) + "\n</body></html>\n")
-    with atomic_path(out_path, overwrite=overwrite) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(doc)
-    log.info("wrote report %s (%d KB)", out_path, len(doc) // 1024)
-    return out_path
+        H.append('<p class="note">Timings given but none could be read.</p>')
+    return "".join(H)

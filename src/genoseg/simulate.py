@@ -26,8 +26,19 @@ intergenic spacers only: N gaps (and a leading N run), single IUPAC ambiguity co
 soft-masked (lower-case) stretches anywhere (case does not change the sequence). The last
 contig is shorter than one demo-model window.
 
-Coordinates are 0-based half-open inside (``features`` table); ``truth.gff3`` is 1-based
-closed.
+The coding sequence of every gene is an open reading frame: ATG, a length that is a
+multiple of 3 across its exons, no in-frame stop codon before the final one (in-frame
+stops drawn by chance are changed from ``T..`` to ``C..``; deterministic, no extra random
+draws).
+
+Two truth files describe the same genes: ``truth.gff3`` uses the model's feature names
+(one row per planted element, for per-feature scoring), ``truth_genes.gff3`` the standard
+gene model hierarchy ``gene -> mRNA -> exon / CDS (with phase) / five_prime_UTR /
+three_prime_UTR`` (Sequence Ontology types, as GENCODE/Ensembl write it; for gene-level
+scoring with ``genoseg evaluate --genes``).
+
+Coordinates are 0-based half-open inside (``features`` and ``models`` tables); the GFF3
+files are 1-based closed.
 """
 
 from __future__ import annotations
@@ -86,15 +97,25 @@ POLYA = "AATAAA"
 IUPAC_FOR = {"A": "RMW", "C": "YMS", "G": "RKS", "T": "YKW"}
 
 
+#: Stop codons of the standard genetic code (sense strand).
+STOP_CODONS = ("TAA", "TAG", "TGA")
+
+#: Columns of :attr:`SimulatedGenome.models` (gene model hierarchy, 0-based half-open).
+MODEL_COLUMNS = ["chrom", "start", "end", "type", "strand", "phase", "id", "parent"]
+
+
 @dataclasses.dataclass
 class SimulatedGenome:
-    """A simulated genome: ``contigs`` maps name -> sequence (str, in order) and
-    ``features`` is the truth table (chrom, start, end, feature, strand, id, parent),
-    0-based half-open."""
+    """A simulated genome: ``contigs`` maps name -> sequence (str, in order),
+    ``features`` is the truth table in model feature names (chrom, start, end, feature,
+    strand, id, parent) and ``models`` the same genes as Sequence Ontology gene models
+    (:data:`MODEL_COLUMNS`: gene, mRNA, exon, CDS with phase, five_prime_UTR,
+    three_prime_UTR), all 0-based half-open."""
 
     seed: int
     contigs: dict
     features: pd.DataFrame
+    models: Optional[pd.DataFrame] = None
 
     def masks(self, chrom: str, features: Sequence[str] = FEATURES) -> np.ndarray:
         """Boolean ``[len(contig), len(features)]`` truth: base inside a feature."""
@@ -119,6 +140,7 @@ class _Layout:
         self.motifs: list[tuple[int, str]] = []  # genome start, genome-orientation sequence
         self.features: list[tuple] = []  # chrom, start, end, feature, strand, id, parent
         self.spacers: list[tuple[int, int]] = []  # intergenic intervals (for N/IUPAC)
+        self.models: list[tuple] = []  # MODEL_COLUMNS rows (SO gene models)
 
     def add(self, start, end, cls, strand=1):
         if end > start:
@@ -126,6 +148,10 @@ class _Layout:
 
     def feature(self, start, end, name, strand, fid, parent=""):
         self.features.append((self.chrom, int(start), int(end), name, "+" if strand > 0 else "-", fid, parent))
+
+    def model(self, start, end, so_type, strand, fid, parent="", phase="."):
+        self.models.append((self.chrom, int(start), int(end), so_type, "+" if strand > 0 else "-", phase, fid,
+                            parent))
 
 
 def _revcomp(s: str) -> str:
@@ -169,6 +195,10 @@ def _gene(lay, rng, pos, gid):
             parts.append((utr3, ("3UTR", UTR3)))
         else:
             parts.append((int(rng.integers(150, 1200)), ("intron", INTRON)))
+    # an open reading frame: the CDS length (over all exons) is a multiple of 3
+    cds_idx = [i for i, p in enumerate(parts) if p[1][0] == "cds"]
+    excess = sum(parts[i][0] for i in cds_idx) % 3
+    parts[cds_idx[-1]] = (parts[cds_idx[-1]][0] - excess, parts[cds_idx[-1]][1])
     placed, total = _place(parts, pos, strand)
     for (start, end), (_, (kind, cls)) in zip(placed, parts):
         lay.add(start, end, cls, strand)
@@ -214,7 +244,35 @@ def _gene(lay, rng, pos, gid):
     cds = [(iv, parts[i][0]) for i, (iv, k) in enumerate(zip(placed, kinds)) if k == "cds"]
     _motif(lay, rng, 0, cds[0][0], strand, "ATG")
     _motif(lay, rng, cds[-1][1] - 3, cds[-1][0], strand, ["TAA", "TAG", "TGA"][int(rng.integers(3))])
+    _gene_model(lay, placed, kinds, strand, gid)
     return total
+
+
+def _gene_model(lay, placed, kinds, strand, gid):
+    """The gene as SO gene model rows: gene -> mRNA -> exon / CDS / UTRs (children in
+    genome order; exon numbers, CDS phases and parts listed in transcription order)."""
+    tx = [(iv, k) for iv, k in zip(placed, kinds) if k != "promoter"]  # transcription order
+    start, end = min(s for (s, _), _ in tx), max(e for (_, e), _ in tx)
+    mrna = f"{gid}.t1"
+    lay.model(start, end, "gene", strand, gid)
+    lay.model(start, end, "mRNA", strand, mrna, gid)
+    rows, cur, n_exon, done = [], [], 0, 0
+    for (a, b), k in tx + [((0, 0), "intron")]:
+        if k == "intron":
+            if cur:
+                n_exon += 1
+                rows.append((min(x for x, _ in cur), max(y for _, y in cur), "exon", f"{mrna}.exon{n_exon}", "."))
+            cur = []
+            continue
+        cur.append((a, b))
+        if k == "cds":  # phase: bases to skip to the next codon start
+            rows.append((a, b, "CDS", f"{mrna}.cds", str((3 - done % 3) % 3)))
+            done += b - a
+        else:
+            so = "five_prime_UTR" if k == "5UTR" else "three_prime_UTR"
+            rows.append((a, b, so, f"{mrna}.{so}", "."))
+    for a, b, so, fid, phase in sorted(rows, key=lambda r: (r[0], r[2] != "exon")):
+        lay.model(a, b, so, strand, fid, mrna, phase=phase)
 
 
 def _enhancer(lay, rng, pos, eid):
@@ -362,7 +420,7 @@ def simulate_genome(seed: int = DEFAULT_SEED, length_scale: float = 1.0,
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5E6]))
     spec = list(contigs) if contigs is not None else [
         (name, n if n < 10_000 else max(12_000, int(round(n * length_scale)))) for name, n in CONTIGS]
-    out, feats, counter = {}, [], {}
+    out, feats, models, counter = {}, [], [], {}
     for i, (name, length) in enumerate(spec):
         long = length >= 10_000
         lay = _layout_contig(name, length, rng, counter, leading_gap=(i == 0 and long),
@@ -373,9 +431,11 @@ def simulate_genome(seed: int = DEFAULT_SEED, length_scale: float = 1.0,
             if motif in (POLYA, _revcomp(POLYA)):
                 planted.add(start)
         _purge_polya(seq, planted, rng)
+        _open_reading_frames(seq, lay.models)
         _decorate(seq, lay, rng, n_iupac=(6 if long else 1))
         out[name] = seq.tobytes().decode("ascii")
         feats.extend(lay.features)
+        models.extend(lay.models)
     import pandas as pd
 
     df = pd.DataFrame(feats, columns=["chrom", "start", "end", "feature", "strand", "id", "parent"])
@@ -384,7 +444,32 @@ def simulate_genome(seed: int = DEFAULT_SEED, length_scale: float = 1.0,
                         kind="stable").reset_index(drop=True)
     log.info("simulated %d contigs, %d bp, %d features (seed %d)", len(out),
              sum(map(len, out.values())), len(df), seed)
-    return SimulatedGenome(seed=int(seed), contigs=out, features=df)
+    # models stay in layout order: each gene, then its mRNA, then the mRNA's parts
+    mdf = pd.DataFrame(models, columns=MODEL_COLUMNS)
+    return SimulatedGenome(seed=int(seed), contigs=out, features=df, models=mdf)
+
+
+def _open_reading_frames(seq: np.ndarray, models: list) -> None:
+    """Remove in-frame stop codons (all but the last codon) from every planted CDS by
+    changing their first base T to C on the sense strand (no random draws; C is in no
+    planted motif, so no motif is made or broken)."""
+    cds: dict[str, list] = {}
+    for chrom, start, end, so_type, strand, _phase, _fid, parent in models:
+        if so_type == "CDS":
+            cds.setdefault(parent, []).append((start, end, strand))
+    for parts in cds.values():
+        parts.sort()
+        idx = np.concatenate([np.arange(a, b) for a, b, _ in parts])
+        minus = parts[0][2] == "-"
+        if minus:
+            idx = idx[::-1]
+        sense = seq[idx] if not minus else _COMP[seq[idx]]
+        codons = sense[: len(sense) // 3 * 3].reshape(-1, 3)[:-1]  # the last codon is the stop
+        stop = np.zeros(len(codons), bool)
+        for c in STOP_CODONS:
+            stop |= (codons == np.frombuffer(c.encode(), np.uint8)).all(axis=1)
+        first = idx[np.flatnonzero(stop) * 3]
+        seq[first] = ord("G") if minus else ord("C")
 
 
 # ----------------------------------------------------------------------------- writing
@@ -409,15 +494,17 @@ def write_fasta(contigs: dict, path: str, line_width: int = 60, overwrite: bool 
             fh.writelines(fai_rows)
 
 
+def _gff3_header(genome: SimulatedGenome, what: str) -> str:
+    return ("##gff-version 3\n" + "".join(f"##sequence-region {n} 1 {len(q)}\n" for n, q in genome.contigs.items())
+            + f"# genoseg simulate --seed {genome.seed}: {what}\n")
+
+
 def write_gff3(genome: SimulatedGenome, path: str, overwrite: bool = False) -> None:
     """Write the truth as GFF3 (1-based closed; type = feature name)."""
     df = genome.features
     with atomic_path(path, overwrite=overwrite) as tmp:
         with open(tmp, "w") as fh:
-            fh.write("##gff-version 3\n")
-            for name, seq in genome.contigs.items():
-                fh.write(f"##sequence-region {name} 1 {len(seq)}\n")
-            fh.write(f"# genoseg simulate --seed {genome.seed}: planted elements (truth)\n")
+            fh.write(_gff3_header(genome, "planted elements (truth)"))
             attrs = "ID=" + df["id"].astype(str)
             has_parent = df["parent"].astype(bool)
             attrs = attrs.where(~has_parent, attrs + ";Parent=" + df["parent"].astype(str))
@@ -431,10 +518,29 @@ def write_gff3(genome: SimulatedGenome, path: str, overwrite: bool = False) -> N
             table.to_csv(fh, sep="\t", header=False, index=False)
 
 
+def write_gene_models(genome: SimulatedGenome, path: str, overwrite: bool = False) -> None:
+    """Write the genes as a Sequence Ontology GFF3 (``gene -> mRNA -> exon / CDS /
+    five_prime_UTR / three_prime_UTR``; 1-based closed; CDS with phase; one ``###``
+    block per gene), the layout of GENCODE/Ensembl annotations."""
+    df = genome.models
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write(_gff3_header(genome, "planted genes (truth gene models)"))
+            for i, row in enumerate(df.itertuples(index=False)):
+                if row.type == "gene" and i:
+                    fh.write("###\n")  # all parts of the previous gene are written
+                attrs = f"ID={row.id}" + (f";Parent={row.parent}" if row.parent else "")
+                fh.write(f"{row.chrom}\tgenoseg_simulate\t{row.type}\t{row.start + 1}\t{row.end}\t.\t"
+                         f"{row.strand}\t{row.phase}\t{attrs}\n")
+
+
 def write_simulation(genome: SimulatedGenome, outdir: str, overwrite: bool = False) -> dict:
-    """Write ``genome.fa`` (+ ``.fai``) and ``truth.gff3`` into ``outdir``."""
+    """Write ``genome.fa`` (+ ``.fai``), ``truth.gff3`` (model feature names) and
+    ``truth_genes.gff3`` (SO gene models) into ``outdir``."""
     os.makedirs(outdir, exist_ok=True)
-    paths = {"fasta": os.path.join(outdir, "genome.fa"), "truth": os.path.join(outdir, "truth.gff3")}
+    paths = {"fasta": os.path.join(outdir, "genome.fa"), "truth": os.path.join(outdir, "truth.gff3"),
+             "truth_genes": os.path.join(outdir, "truth_genes.gff3")}
     write_fasta(genome.contigs, paths["fasta"], overwrite=overwrite)
     write_gff3(genome, paths["truth"], overwrite=overwrite)
+    write_gene_models(genome, paths["truth_genes"], overwrite=overwrite)
     return paths

@@ -1,5 +1,5 @@
 """``genoseg annotate``: a whole genome run in one process (plan, predict, collect,
-call, tracks, report) into ``OUTDIR/<backbone>/``. Without --model it uses the bundled
+call, tracks, genes, report) into ``OUTDIR/<backbone>/``. Without --model it uses the bundled
 demo model (``assets/demo_model``)."""
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ def register(sub) -> None:
     p.add_argument("--truth", default=None,
                    help="GFF3 of known elements (e.g. from genoseg simulate): score the calls "
                         "(OUTDIR/<backbone>/evaluation.tsv, shown in the report)")
+    p.add_argument("--genes", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode gene models into OUTDIR/<backbone>/genes/ (default: on when the model predicts "
+                        "exons/introns)")
+    p.add_argument("--truth-genes", default=None,
+                   help="reference gene models GFF3 (e.g. truth_genes.gff3 of genoseg simulate): score the gene "
+                        "models (OUTDIR/<backbone>/evaluation_genes.tsv, shown in the report)")
     add_threads_option(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs (all of them, when the run succeeds); starts clean")
@@ -34,11 +40,15 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import shlex
+
     from ..annotate import annotate
     from ..device import log_cache_stats, setup_from_args
 
     options = options_from_args(args)  # bad options are refused before the device is touched
     setup_from_args(args)
+    options = dataclasses.replace(options, command_line=shlex.join(["genoseg", *args.argv]))
     annotate(args.fasta, args.outdir, args.model, options)
     log_cache_stats()
     return 0
