@@ -113,8 +113,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--work", default=None, help="where the genome and dataset are built (default: a temp dir)")
     ap.add_argument("--steps", default="genes,genes-threads,call,tracks",
-                    help="comma-separated subset of genes,genes-threads,call,tracks (call and tracks on the fake "
-                         "model's noise write ~50 bytes per base: skip them where disk is short)")
+                    help="comma-separated subset of genes,genes-threads,call,tracks (call on the fake model's "
+                         "noise writes millions of segments: more than 5 GB at 100 Mb; skip it where disk is short)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     wanted = [s.strip() for s in args.steps.split(",") if s.strip()]
