@@ -9,19 +9,24 @@ synthetic genome: bases/s per step (median of ``--repeats`` runs), against a bas
 in the same run: the bare model forward over the same windows (batched
 ``predict_tokens``, no FASTA reading, merging or writing).
 
-``stages``: every CPU stage in its own child process (bases/s and the child's peak
-RSS), for two datasets at each ``--sizes`` length: ``noise`` (one contig of the fake
-fast model's output: plan -> predict (host side: read, tokenise, merge, write; the
-model is a fake) -> collect -> call -> tracks -> report -> read back) and
+``stages``: every CPU stage in its own child process (bases/s, bases per CPU second and
+the child's peak RSS), for datasets at each ``--sizes`` length: ``noise`` (one contig
+of the fake fast model's output: plan -> predict (host side: read, tokenise, merge,
+write; the model is a fake) -> collect -> call -> tracks -> report -> read back),
 ``realistic`` (the bundled demo model's output on the simulated demo genome, tiled to
-the length: collect -> call -> tracks -> report -> read back). ``--quick`` for tests.
-The machine is shared: run with ``--repeats`` and read medians.
+the length: collect -> call -> tracks -> report -> read back) and ``scaffolds`` (the
+same bases cut into ``--scaffolds`` contigs: time must follow the bases, not the
+contigs). ``--quick`` for tests. The machine is shared: run with ``--repeats`` and read
+the medians printed at the end; ``--baseline-src OTHER/src`` runs every stage of
+another checkout in pairs with this one (A/B on the same data, median of the ratios).
 
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_engine.py memory [--length 50000000] [--json]
     PYTHONPATH=src python benchmarks/bench_engine.py throughput [--length 200000] [--json]
     PYTHONPATH=src python benchmarks/bench_engine.py stages [--sizes 10,50,100] [--datasets noise,realistic]
+    PYTHONPATH=src python benchmarks/bench_engine.py stages --sizes 10 --datasets realistic,scaffolds \
+        --skip report,read --repeats 5 --baseline-src ../main/src
 """
 
 from __future__ import annotations
@@ -40,7 +45,10 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
-sys.path.insert(0, os.path.join(REPO, "src"))
+#: the genoseg sources measured (``stages --baseline-src`` runs the stages of another
+#: checkout in the same run: A/B pairs)
+SRC = os.environ.get("GENOSEG_BENCH_SRC") or os.path.join(REPO, "src")
+sys.path.insert(0, SRC)
 
 from genoseg import store, windows  # noqa: E402
 from genoseg.fasta import Fasta  # noqa: E402
@@ -235,10 +243,11 @@ def _cpu_s() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def run_stage(stage: str, work: str, length: int, threads: int = 1) -> dict:
+def run_stage(stage: str, work: str, length: int, threads: int = 1, src: str = SRC) -> dict:
+    """Run one stage in a child process on the genoseg sources ``src``."""
     import subprocess
 
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"), GENOSEG_THREADS=str(threads))
+    env = dict(os.environ, PYTHONPATH=src, GENOSEG_BENCH_SRC=src, GENOSEG_THREADS=str(threads))
     res = subprocess.run([sys.executable, os.path.abspath(__file__), "_stage", stage, "--workdir", work,
                           "--length", str(length), "--threads", str(threads)],
                          capture_output=True, text=True, env=env)
@@ -250,9 +259,10 @@ def run_stage(stage: str, work: str, length: int, threads: int = 1) -> dict:
     return out
 
 
-def tiled_realistic(work: str, length: int) -> None:
-    """The demo model's predictions on the simulated demo genome (seed 7), tiled into one
-    contig ``chrT`` of ``length`` bases, as one chunk file + plan (collect's input)."""
+def tiled_realistic(work: str, length: int, scaffolds: int = 1) -> None:
+    """The demo model's predictions on the simulated demo genome (seed 7), tiled to
+    ``length`` bases: one contig ``chrT``, or ``scaffolds`` contigs of equal length
+    (``scaffold_0`` ...: a fragmented assembly), as one chunk file + plan (collect's input)."""
     from genoseg.annotate import AnnotateOptions, annotate
     from genoseg.cli import main as cli
 
@@ -264,42 +274,77 @@ def tiled_realistic(work: str, length: int) -> None:
                  AnnotateOptions(downstream=False, overwrite=True))
     feats = store.read_metadata(ds)["features"]
     codes = np.concatenate([c for ctg in store.list_contigs(ds) for _, c in store.iter_codes(ds, ctg)])
-    plan = {"plan_id": f"tiled-{length}", "n_chunks": 1, "contigs": [{"name": "chrT", "length": length}]}
+    codes = np.resize(codes, (length, codes.shape[1]))  # tiled
+    bounds = np.linspace(0, length, scaffolds + 1).astype(np.int64)
+    names = ["chrT"] if scaffolds == 1 else [f"scaffold_{i}" for i in range(scaffolds)]
+    plan = {"plan_id": f"tiled-{length}-{scaffolds}", "n_chunks": 1,
+            "contigs": [{"name": n, "length": int(b - a)} for n, a, b in zip(names, bounds[:-1], bounds[1:])]}
     os.makedirs(os.path.join(work, "plan"), exist_ok=True)
     with open(os.path.join(work, "plan", "plan.json"), "w") as fh:
         json.dump(plan, fh)
     meta = store.base_metadata(feats, "segment_nt", plan_id=plan["plan_id"], chunk=0)
     with store.PredictionWriter(os.path.join(work, "c00000.parquet"), feats, meta) as w:
-        for a in range(0, length, codes.shape[0]):
-            n = min(codes.shape[0], length - a)
-            w.write(np.arange(a, a + n, dtype=np.int64), codes[:n], chrom="chrT")
+        for name, a, b in zip(names, bounds[:-1].tolist(), bounds[1:].tolist()):
+            for lo in range(a, b, 1 << 20):
+                hi = min(b, lo + (1 << 20))
+                w.write(np.arange(lo - a, hi - a, dtype=np.int64), codes[lo:hi], chrom=name)
+
+
+#: stages run per dataset (noise makes its own predictions with the fake model)
+STAGES = {"noise": ["plan", "predict", "collect", "call", "tracks", "report", "read"],
+          "realistic": ["collect", "call", "tracks", "report", "read"],
+          "scaffolds": ["collect", "call", "tracks", "report", "read"]}
 
 
 def cmd_stages(a) -> list[dict]:
+    """Each dataset is made once per size; then each repeat runs every stage (with
+    ``--baseline-src``: the baseline's run first, then this checkout's, as pairs)."""
+    import shutil
+
     rows = []
+    codes = [("new", SRC)] + ([("baseline", os.path.abspath(a.baseline_src))] if a.baseline_src else [])
     for size in [int(float(x) * 1_000_000) for x in a.sizes.split(",")]:
         for dataset in a.datasets.split(","):
+            work = tempfile.mkdtemp(prefix=f"bench_{dataset}_", dir=a.workdir)
+            if dataset == "noise":
+                synth_fasta(os.path.join(work, "synth.fa"), size)
+            else:
+                tiled_realistic(work, size, a.scaffolds if dataset == "scaffolds" else 1)
             for rep in range(a.repeats):
-                work = tempfile.mkdtemp(prefix=f"bench_{dataset}_", dir=a.workdir)
-                if dataset == "noise":
-                    synth_fasta(os.path.join(work, "synth.fa"), size)
-                    stages = ["plan", "predict", "collect", "call", "tracks", "report", "read"]
-                else:
-                    tiled_realistic(work, size)
-                    stages = ["collect", "call", "tracks", "report", "read"]
-                for st in stages:
+                for st in STAGES[dataset]:
                     if st in a.skip.split(","):
                         continue
-                    r = run_stage(st, work, size, a.threads)
-                    r.update(dataset=dataset, mb=size / 1e6, repeat=rep)
-                    rows.append(r)
-                    print(f"{dataset:10s} {size / 1e6:6.1f} Mb  {st:8s} {r['bases_per_s'] / 1e6:8.2f} Mb/s  "
-                          f"{r['bases_per_cpu_s'] / 1e6:8.2f} Mb/CPU-s  {r['peak_rss_mb']:7.0f} MB  "
-                          f"({r['seconds']:.1f} s, {r['cpu_s']:.1f} CPU-s)", file=sys.stderr, flush=True)
-                import shutil
-
-                shutil.rmtree(work, ignore_errors=True)
+                    for code, src in reversed(codes):  # this checkout's outputs are read next
+                        r = run_stage(st, work, size, a.threads, src)
+                        r.update(dataset=dataset, mb=size / 1e6, repeat=rep, code=code)
+                        rows.append(r)
+                        print(f"{dataset:10s} {size / 1e6:6.1f} Mb  {st:8s} {code:8s} {r['bases_per_s'] / 1e6:8.2f} Mb/s "
+                              f"{r['bases_per_cpu_s'] / 1e6:8.2f} Mb/CPU-s  {r['peak_rss_mb']:7.0f} MB  "
+                              f"({r['seconds']:.1f} s, {r['cpu_s']:.1f} CPU-s)", file=sys.stderr, flush=True)
+            shutil.rmtree(work, ignore_errors=True)
+    print_medians(rows)
     return rows
+
+
+def print_medians(rows: list[dict]) -> None:
+    """Medians over the repeats per dataset, size, stage (and code); with a baseline,
+    the median of the pairwise ratios of bases per CPU second (new / baseline)."""
+    groups: dict[tuple, dict[str, list]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["mb"], r["stage"]), {}).setdefault(r["code"], []).append(r)
+    print(f"\n{'dataset':10s} {'Mb':>6s} {'stage':8s} {'code':8s} {'Mb/CPU-s':>9s} {'Mb/s':>7s} {'peak MB':>8s}"
+          f" {'n':>3s} {'new/base':>8s}", file=sys.stderr)
+    for (dataset, mb, stage), by in groups.items():
+        ratio = ""
+        if "baseline" in by:
+            pairs = [n["bases_per_cpu_s"] / b["bases_per_cpu_s"] for n, b in zip(by["new"], by["baseline"])]
+            ratio = f"{statistics.median(pairs):8.2f}"
+        for code, rs in by.items():
+            print(f"{dataset:10s} {mb:6.1f} {stage:8s} {code:8s} "
+                  f"{statistics.median(r['bases_per_cpu_s'] for r in rs) / 1e6:9.2f} "
+                  f"{statistics.median(r['bases_per_s'] for r in rs) / 1e6:7.2f} "
+                  f"{max(r['peak_rss_mb'] for r in rs):8.0f} {len(rs):3d} {ratio if code == 'new' else '':>8s}",
+                  file=sys.stderr)
 
 
 def main() -> int:
@@ -315,7 +360,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["memory", "throughput", "stages"])
     p.add_argument("--sizes", default="10,50,100", help="stages: lengths in Mb")
-    p.add_argument("--datasets", default="noise,realistic", help="stages: noise, realistic")
+    p.add_argument("--datasets", default="noise,realistic",
+                   help="stages: noise, realistic, scaffolds (realistic output cut into --scaffolds contigs)")
+    p.add_argument("--scaffolds", type=int, default=20_000, help="stages: contigs of the scaffolds dataset")
+    p.add_argument("--baseline-src", default=None,
+                   help="stages: the src/ directory of another checkout, run in pairs with this one")
     p.add_argument("--skip", default="", help="stages: comma-separated stages to leave out")
     p.add_argument("--threads", type=int, default=1, help="stages: --threads of call and tracks")
     p.add_argument("--quick", action="store_true", help="stages: 1 Mb, one repeat (for tests)")

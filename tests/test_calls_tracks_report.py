@@ -437,7 +437,7 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     the header's summary."""
     import pyBigWig
 
-    from genoseg.bigwig import BigWigWriter
+    from genoseg.bigwig import BigWigWriter, Layout
 
     rng = np.random.default_rng(5)
     big = 3_000_000
@@ -452,10 +452,15 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     small = {i: rng.integers(0, 256, 10 + i % 7).astype(np.uint8) for i in range(0, 300, 37)}
     path = str(tmp_path / "t.bw")
     w = BigWigWriter(path, header)
-    for i, v in small.items():
-        tracks._write_piece(w, i, np.arange(3, 3 + v.size, dtype=np.int64), v)
-    for a in range(0, pos.size, 250_000):   # frames
-        tracks._write_piece(w, 300, pos[a:a + 250_000], q[a:a + 250_000])
+    r0 = w.header.reductions[0]
+    # the small scaffolds in one batch (many contigs), then chrBig in batches that cut
+    # cells and zoom bins anywhere
+    ids = np.array(list(small), np.int64)
+    w.add(Layout(np.concatenate([np.arange(3, 3 + v.size) for v in small.values()]), ids,
+                 np.array([v.size for v in small.values()]), r0), np.concatenate(list(small.values())))
+    for a in range(0, pos.size, 250_001):
+        b = min(a + 250_001, pos.size)
+        w.add(Layout(pos[a:b], np.array([300]), np.array([b - a]), r0), q[a:b])
     w.close()
     assert not [f for f in os.listdir(tmp_path) if "zoom" in f]
 
@@ -484,3 +489,86 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     assert h["sumData"] == int(allv.sum(dtype=np.float64))  # pyBigWig truncates it to an integer
     assert h["maxVal"] == pytest.approx(allv.max()) and h["minVal"] == pytest.approx(allv.min())
     bw.close()
+
+
+def _segments(rows):
+    from genoseg import textout
+
+    rec = np.zeros(len(rows), textout.SEG_DTYPE)
+    for name, col in zip(("cid", "start", "end", "qsum", "n", "qmax"), zip(*rows)):
+        rec[name] = col
+    return rec
+
+
+def test_bed_writer_and_tabix_index_match_htslib(tmp_path):
+    """genoseg's own BGZF writer and .tbi: the text equals per-line formatting, gzip and
+    htslib read it, and tabix queries through its index equal those through the index
+    htslib builds for the same file (many BGZF blocks, spans over every bin level and
+    many 16 kb windows, a contig without segments, positions up to 2^29)."""
+    import pysam
+
+    from genoseg import textout
+
+    rng = np.random.default_rng(3)
+    rows = []
+    small, large = [1] * 5 + [7] * 5 + [300] * 5 + [20_000], [1, 300, 20_000, 5_000_000, 80_000_000]
+    for cid, length, spans, start in ((0, 20_000_000, small, 0), (2, 600_000_000, large, 250_000),
+                                      (3, 50_000, small, 0)):  # contig 1: none
+        while True:
+            start += int(rng.integers(0, 300))
+            span = int(rng.choice(spans))
+            end = min(start + span, length, textout.TBI_MAX)
+            if start >= end:
+                break
+            n = int(rng.integers(1, end - start + 1))
+            rows.append((cid, start, end, int(rng.integers(0, 255 * n + 1)), n, int(rng.integers(0, 256))))
+            start = end + int(rng.integers(0, 50))
+    rows.append((3, 0, 1, 0, 1, 0))  # a zero score, the smallest positions
+    rows.sort(key=lambda r: (r[0], r[1]))
+    seg = tmp_path / "x.seg"
+    rec = _segments(rows)
+    for k in range(0, rec.size, 4000):  # the writer reads the segment file in blocks
+        textout.append_segments(str(seg), rec[k:k + 4000])
+    names = ["chrA", "chrEmpty", "chrBig", "chr 4/x"]
+    ours = tmp_path / "ours.bed.gz"
+    monkey_block = textout.BLOCK
+    try:
+        textout.BLOCK = 5000
+        textout.write_bed_gz(str(seg), str(ours), names, "exon")
+    finally:
+        textout.BLOCK = monkey_block
+    scores = textout.milli_score(rec["qsum"], rec["n"])
+    expect = "".join(f"{names[c]}\t{s}\t{e}\texon\t{m}\t.\n"
+                     for (c, s, e, *_), m in zip(rows, scores.tolist()))
+    text = read_text(ours)
+    assert text == expect and len(expect) > 3 * textout.BGZF_BLOCK
+    ref = tmp_path / "ref.bed.gz"
+    ref.write_bytes(ours.read_bytes())
+    pysam.tabix_index(str(ref), preset="bed", force=True)
+    with pysam.TabixFile(str(ours)) as a, pysam.TabixFile(str(ref)) as b:
+        assert a.contigs == b.contigs == ["chrA", "chrBig", "chr 4/x"]
+        for c in a.contigs:
+            assert list(a.fetch(c)) == list(b.fetch(c))
+        for _ in range(400):
+            c = a.contigs[int(rng.integers(0, 3))]
+            lo = int(rng.integers(0, textout.TBI_MAX))
+            if rng.random() < 0.5:
+                lo = int(rng.integers(0, 400_000))
+            hi = lo + int(rng.choice([1, 500, 40_000, 10_000_000]))
+            assert list(a.fetch(c, lo, hi)) == list(b.fetch(c, lo, hi)), (c, lo, hi)
+
+    # no segments: an empty BED with an index htslib reads
+    empty = tmp_path / "empty.bed.gz"
+    textout.write_bed_gz(str(tmp_path / "none.seg"), str(empty), names, "exon")
+    assert read_text(empty) == ""
+    with pysam.TabixFile(str(empty)) as t:
+        assert list(t.contigs) == [] and list(t.fetch()) == []
+
+    # a segment past what a .tbi holds: htslib's .csi instead
+    big = tmp_path / "big.seg"
+    textout.append_segments(str(big), _segments([(0, 10, 20, 255, 1, 255), (0, textout.TBI_MAX, textout.TBI_MAX + 5, 0, 5, 0)]))
+    out = tmp_path / "big.bed.gz"
+    textout.write_bed_gz(str(big), str(out), ["chrL"], "exon")
+    assert os.path.exists(str(out) + ".csi") and not os.path.exists(str(out) + ".tbi")
+    with pysam.TabixFile(str(out), index=str(out) + ".csi") as t:
+        assert [ln.split("\t")[1] for ln in t.fetch("chrL", textout.TBI_MAX, textout.TBI_MAX + 1)] == [str(textout.TBI_MAX)]

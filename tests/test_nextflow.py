@@ -114,7 +114,7 @@ def subparsers() -> dict:
 
 
 def dummy(expr: str) -> str:
-    if expr in ("args", "eval_arg"):
+    if expr in ("args", "eval_arg", "genes_arg"):
         return ""
     if "backbone" in expr:
         return "segment_nt"
@@ -270,18 +270,18 @@ def stage_index(chunk: Path) -> list[Path]:
 
 
 SNAPSHOT = ROOT / "tests/main.nf.test.snap"
-PIPELINE_TEST = "segment_nt: predictions, calls, tracks, report and pipeline_info"
+PIPELINE_TEST = "segment_nt: predictions, calls, tracks, genes, report and pipeline_info"
 
 
 def output_snapshot(bdir: Path) -> list:
     """What tests/main.nf.test snapshots of OUTDIR/segment_nt (computed the same way
-    there): md5 of each BED's decompressed text and of calls.gff3, and the prediction rows
-    per contig from the dataset index."""
+    there): md5 of each BED's decompressed text, of calls.gff3 and genes.gff3, and the
+    prediction rows per contig from the dataset index."""
     beds = {p.name: hashlib.md5(gzip.decompress(p.read_bytes())).hexdigest()
             for p in sorted((bdir / "calls").glob("*.bed.gz"), key=lambda p: p.name)}
     rows = json.loads((bdir / "predictions/_genoseg.json").read_text())["rows"]
     md5 = lambda p: hashlib.md5(p.read_bytes()).hexdigest()  # noqa: E731
-    return [beds, md5(bdir / "calls/calls.gff3"), rows]
+    return [beds, md5(bdir / "calls/calls.gff3"), rows, md5(bdir / "genes/genes.gff3")]
 
 
 def render_tasks(configs, tasks: list[dict], tmp: Path) -> list[str]:
@@ -320,17 +320,19 @@ def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
     chunks = sorted((plan / "plan/chunks").glob("chunk_*.json"))
     assert len(chunks) >= 2  # a real scatter/gather
     parquets = [f"{c.stem}.parquet" for c in chunks]
-    pred_in, ev_in = {"predictions": "predictions", "fai": "genome.fa.fai"}, {"calls": "calls",
-                     "truth": "truth.gff3", "fai": "genome.fa.fai"}
+    pred_in, ev_in = {"predictions": "predictions", "fai": "genome.fa.fai"}, {"calls": "calls", "genes": "genes",
+                     "truth": "truth.gff3", "truth_genes": "truth_genes.gff3", "fai": "genome.fa.fai"}
     tasks = [module_task("predict", meta_extra={"chunk": c.stem}, render_inputs={
                  "chunk": c.name, "sequence": f"{c.stem}.fa.gz", "sequence_index": [p.name for p in stage_index(c)],
                  "model": "model", "weights_sha256": "0" * 64}) for c in chunks]
     tasks += [module_task("collect", render_inputs={"plan": "plan.json", "parquets": [f"chunks/{p}" for p in parquets]}),
               module_task("call", render_inputs=pred_in), module_task("tracks", render_inputs=pred_in),
+              module_task("genes", render_inputs={**pred_in, "fasta": "genome.fa"}),
               module_task("evaluate", render_inputs=ev_in),
               module_task("report", render_inputs={"plan": "plan.json", "predictions": "run/predictions", "calls": "run/calls",
-                                                   "tracks": "run/tracks", "evaluation": "evaluation.tsv"})]
-    *predict_sh, collect_sh, call_sh, tracks_sh, eval_sh, report_sh = render_tasks(configs, tasks, demo.tmp)
+                                                   "tracks": "run/tracks", "genes": "run/genes", "evaluation": "evaluation.tsv",
+                                                   "gene_evaluation": "evaluation_genes.tsv", "truth_genes": "truth_genes.gff3"})]
+    *predict_sh, collect_sh, call_sh, tracks_sh, genes_sh, eval_sh, report_sh = render_tasks(configs, tasks, demo.tmp)
     assert all("--device cpu" in sh and f"--jax-cache-dir '{jax_cache}'" in sh for sh in predict_sh)
     for chunk, sh in zip(chunks, predict_sh):
         stage = {chunk.name: chunk, f"{chunk.stem}.fa.gz": chunk.with_suffix(".fa.gz"), "model": model,
@@ -342,13 +344,16 @@ def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
     pred = col / "segment_nt/predictions"
     calls = demo.run("call", {"predictions": pred, "genome.fa.fai": fai}, {}, call_sh)
     tracks = demo.run("tracks", {"predictions": pred, "genome.fa.fai": fai}, {}, tracks_sh)
-    ev = demo.run("evaluate", {"calls": calls / "calls", "truth.gff3": sim / "sim/truth.gff3", "genome.fa.fai": fai},
-                  {}, eval_sh)
-    assert (ev / "evaluation.tsv").read_text().strip()
+    genes = demo.run("genes", {"predictions": pred, "genome.fa": fasta, "genome.fa.fai": fai}, {}, genes_sh)
+    ev = demo.run("evaluate", {"calls": calls / "calls", "genes": genes / "genes", "truth.gff3": sim / "sim/truth.gff3",
+                               "truth_genes.gff3": sim / "sim/truth_genes.gff3", "genome.fa.fai": fai}, {}, eval_sh)
+    assert (ev / "evaluation_genes.tsv").read_text().strip()
     demo.run("report", {"plan.json": plan / "plan/plan.json", "run/predictions": pred, "run/calls": calls / "calls",
-                        "run/tracks": tracks / "tracks", "evaluation.tsv": ev / "evaluation.tsv"}, {}, report_sh)
+                        "run/tracks": tracks / "tracks", "run/genes": genes / "genes", "evaluation.tsv": ev / "evaluation.tsv",
+                        "evaluation_genes.tsv": ev / "evaluation_genes.tsv", "truth_genes.gff3": sim / "sim/truth_genes.gff3"},
+             {}, report_sh)
     # the pipeline's own glue on these real outputs (subworkflows/local/utils_genoseg):
-    # chunk files -> predict inputs, weights checksum (predict's cache key)
+    # chunk files -> predict inputs, weights checksum (predict's cache key), genes on/off
     utils = "subworkflows/local/utils_genoseg/main.nf"
     plan_files = sorted(str(p) for p in (plan / "plan/chunks").iterdir())
     glue = {"file": utils}
@@ -356,19 +361,23 @@ def test_module_scripts_write_their_declared_outputs(demo, genome, configs):
         {"id": "on", "profiles": ["test"], "params": {"outdir": "/r"}, "calls": [
             {**glue, "function": "chunkInputs", "args": [{"id": "segment_nt"}, {"paths": plan_files}]},
             {**glue, "function": "weightsChecksum", "args": [{"path": str(model)}]},
+            {**glue, "function": "decodesGenes", "args": ["$params", {"path": str(pred)}]},
             {**glue, "function": "isConverted", "args": [{"path": str(model)}]}]},
+        {"id": "off", "profiles": ["test"], "params": {"outdir": "/r", "genes": False}, "calls": [
+            {**glue, "function": "decodesGenes", "args": ["$params", {"path": str(pred)}]}]},
     ], demo.tmp)
-    inputs, checksum, converted = (c.get("value", c) for c in answer["on"]["calls"])
+    inputs, checksum, genes_on, converted = (c.get("value", c) for c in answer["on"]["calls"])
     assert [i[0]["chunk"] for i in inputs] == [c.stem for c in chunks]
     for (meta, json_f, seq_f, index), chunk in zip(inputs, chunks):
         assert Path(json_f) == chunk and Path(seq_f) == chunk.with_suffix(".fa.gz")
         assert sorted(Path(i).name for i in index) == sorted(p.name for p in stage_index(chunk))
     assert checksum == hashlib.sha256((model / "convert.json").read_bytes()).hexdigest()
+    assert genes_on is True and answer["off"]["calls"][0]["value"] is False
     assert converted is True
     # published layout, then the snapshot the pipeline test compares against
     out = demo.tmp / "published/segment_nt"
     out.mkdir(parents=True)
-    for name, src in (("predictions", pred), ("calls", calls / "calls")):
+    for name, src in (("predictions", pred), ("calls", calls / "calls"), ("genes", genes / "genes")):
         (out / name).symlink_to(src)
     content = output_snapshot(out)
     if os.environ.get("GENOSEG_UPDATE_SNAPSHOT"):
@@ -648,7 +657,7 @@ def _scenarios(workdir: Path) -> list[dict]:
            "params": {"outdir": out, **p}} for i, p in enumerate([
                {"chunk_seconds": 120.5, "seconds_per_window": 0.04, "window_length": 12288, "contigs": "chr1,chr2",
                 "min_contig_length": 1000, "reverse_complement": True, "compute_dtype": "bfloat16",
-                "call_args": "--threshold exon=0.6:0.4 --min-length exon=30",
+                "call_args": "--threshold exon=0.6:0.4 --min-length exon=30", "genes_args": "--min-cds-length 150",
                 "jax_cache_dir": "/shared/xla"},
                {"target_chunks": 100, "contig_regex": "^chr[0-9XY]+$", "use_gpu": False},
                {"windows_per_chunk": 64},
@@ -856,7 +865,7 @@ def test_published_outputs_hold_no_versions_yml(configs):
         for out, dests in a["published"].items():
             published.update({d: (a["_process"], out) for d in dests})
     wanted = {"/results/segment_nt/plan.json", "/results/segment_nt/predictions", "/results/segment_nt/calls",
-              "/results/segment_nt/tracks", "/results/segment_nt/report.html",
+              "/results/segment_nt/tracks", "/results/segment_nt/genes", "/results/segment_nt/report.html",
               "/results/segment_nt/evaluation.tsv"}
     assert wanted <= set(published), sorted(published)
     assert not any(d.endswith(".parquet") for d in published), "predict chunks are intermediate"
@@ -1004,7 +1013,8 @@ def test_module_command_lines_with_every_configured_flag_parse(configs):
                     pytest.fail(f"{rid} {a['_process']}: `{line}` rejected by the CLI parser (exit {exc.code})")
                 seen |= {w for w in argv if w.startswith("--")}
     for flag in ("--chunk-seconds", "--target-chunks", "--windows-per-chunk", "--seconds-per-window", "--stage-sequences",
-                 "--device", "--jax-cache-dir", "--sequence", "--reverse-complement", "--threads", "--contig-regex"):
+                 "--device", "--jax-cache-dir", "--sequence", "--reverse-complement", "--threads", "--contig-regex",
+                 "--genes", "--truth-genes", "--gene-evaluation"):
         assert flag in seen, flag
 
 

@@ -1,25 +1,43 @@
-"""A vectorised bigWig writer (numpy + zlib).
+"""A vectorised bigWig writer for 8-bit codes (numpy + ISA-L deflate).
 
 libBigWig (pyBigWig) adds entries one at a time and builds the zoom levels by reading
 the whole file back at close: about 2 M values/s, i.e. 0.1-0.4 Mb/s for 14 features.
-Here data sections, zoom summaries and both indexes are built with numpy over whole
-batches, and blocks are deflated by ISA-L (``isal``; standard zlib streams) when it is
-installed; Python loops run per data block (1,024 bedGraph entries or 16,384 fixed-step
-values) and per index node only.
+Here the values are the stored codes ``q`` (``value = q / scale``), and everything is
+computed with numpy over whole batches of rows that may hold many contigs: runs,
+sections, zoom summaries (exact integer sums of codes) and both indexes. Python loops
+run per data block (one deflate call each) and per index node only, so the time grows
+with the bases, not with the number of contigs.
 
 File layout (UCSC bigWig, version 4; Kent et al. 2010, the format libBigWig, pyBigWig,
 IGV and the UCSC browser read): 64-byte header, zoom headers, total summary, chromosome
 B+ tree (keys sorted bytewise, chromosome ids in the order given), data block count,
-zlib-compressed data sections (bedGraph entries ``[start, end) value`` for runs of equal
-values, fixed-step span-1 values where runs are short), the R-tree index of the
-sections, then per zoom level its record count, compressed summary records
-(``count, min, max, sum, sum of squares`` per ``reduction`` bp bin, as in kent's
-writer: the record spans the covered part of the bin) and their R-tree; the magic
-number closes the file. Coordinates are 0-based half-open; values float32.
+zlib-compressed data sections, the R-tree index of the sections, then per zoom level
+its record count, compressed summary records (``count, min, max, sum, sum of squares``
+per ``reduction`` bp bin, as in kent's writer: the record spans the covered part of the
+bin) and their R-tree; the magic number closes the file. Coordinates are 0-based
+half-open; values float32.
 
-Entries must be added in chromosome-id order, sorted by position, not overlapping.
-Zoom records are spilled to temporary files beside the output, so memory is bounded by
-one batch whatever the genome.
+Data. Each contig is cut into aligned *cells* of :data:`CELL` bp; per feature and
+cell, runs of equal codes become bedGraph entries (``[start, end) value``) when that
+is smaller (at most one run per 3 bases: the usual case on smooth output), else the
+values are written fixed-step, span 1 (noise). A section (one compressed block) holds
+up to 1,024 entries or 16,384 consecutive values of one cell. Given batches that never
+split a cell (:func:`genoseg.frames.iter_frames` with ``align=CELL``), the file does
+not depend on how the rows were batched.
+
+Zoom levels. The first level summarises :data:`ZOOM_BASE` bp bins (kent's writers pick
+the first level so that it is at most half the data's size; 128 bp keeps it near a
+fifth on smooth output, where 32 bp made it as large as the data), each next one 4x
+wider, up to the longest contig. Level 0 is computed from the runs of a batch
+(run-length form, never per base); every next level from the previous one, with the
+sums of codes and squared codes kept as exact integers until they are written.
+Records are spilled to temporary files beside the output, so memory is bounded by one
+batch whatever the genome.
+
+Deflate: ISA-L (``isal``; standard zlib streams, 3x faster than zlib at the same
+level), level 1, and level 0 for blocks under :data:`SMALL_BLOCK` bytes (level 1 costs
+~8 us per call whatever the size: a genome of 10^5 small scaffolds has 10^5 blocks
+per track).
 """
 
 from __future__ import annotations
@@ -36,18 +54,20 @@ CIRTREE_MAGIC = 0x2468ACE0
 BPT_MAGIC = 0x78CA8C91
 BLOCK_SIZE = 256             # children per index node
 ITEMS_PER_SLOT = 1024        # bedGraph entries (and zoom records) per block
-FIXED_PER_SLOT = 16384       # fixed-step values per block (uint16 item count)
-ZOOM_BASE = 32               # first zoom level reduction (bp); each next one x4
-ZLIB_LEVEL = 1
+FIXED_PER_SLOT = 16384       # fixed-step values per block
+CELL = 1 << 16               # bp: bedGraph or fixed-step is decided per aligned cell
+ZOOM_BASE = 128              # first zoom level reduction (bp); each next one x4
+ZOOM_STEP = 4
+SMALL_BLOCK = 4096           # raw bytes under which a block is deflated at level 0
 
 try:  # ISA-L's deflate: standard zlib streams, ~3x faster than zlib at level 1
     from isal.isal_zlib import compress as _isal_compress
 
     def _deflate(raw: bytes) -> bytes:
-        return _isal_compress(raw, ZLIB_LEVEL)
+        return _isal_compress(raw, 0 if len(raw) < SMALL_BLOCK else 1)
 except ImportError:  # pragma: no cover
     def _deflate(raw: bytes) -> bytes:
-        return zlib.compress(raw, ZLIB_LEVEL)
+        return zlib.compress(raw, 1)
 
 _SECTION = np.dtype([("cid", "<u4"), ("start", "<u4"), ("end", "<u4"), ("step", "<u4"), ("span", "<u4"),
                      ("type", "u1"), ("reserved", "u1"), ("count", "<u2")])
@@ -56,164 +76,328 @@ _ZOOM = np.dtype([("cid", "<u4"), ("start", "<u4"), ("end", "<u4"), ("count", "<
                   ("max", "<f4"), ("sum", "<f4"), ("sumsq", "<f4")])
 _LEAF = np.dtype([("c0", "<u4"), ("s0", "<u4"), ("c1", "<u4"), ("s1", "<u4"), ("offset", "<u8"), ("size", "<u8")])
 _BRANCH = np.dtype([("c0", "<u4"), ("s0", "<u4"), ("c1", "<u4"), ("s1", "<u4"), ("offset", "<u8")])
+_BEDGRAPH_TYPE, _FIXED_TYPE = 1, 3
+
+#: Zoom records while summarising (struct of arrays): codes' min/max, exact integer
+#: sums of codes (``s1``) and squared codes (``s2``).
+_REC_FIELDS = ("cid", "start", "end", "count", "min", "max", "s1", "s2")
+_SQUARES16 = (np.arange(256, dtype=np.int64) ** 2).astype(np.uint16)
 
 
-class _Zoom:
-    """One zoom level: aggregates pieces (each inside one of its bins) into summary
-    records; finished records go to a spill file and to the next level."""
+class Header:
+    """The chromosome list shared by a set of bigWig files: names and sizes (header
+    order), the chromosome B+ tree (built once) and the zoom reductions."""
 
-    def __init__(self, reduction: int, path: str, parent: "_Zoom | None"):
-        self.reduction, self.path, self.next = reduction, path, parent
-        self.pending = None  # the last record: the next pieces may fall into its bin
+    def __init__(self, chroms: Sequence[tuple[str, int]], zoom_levels: int = 10):
+        self.names = [str(c) for c, _ in chroms]
+        self.sizes = [int(n) for _, n in chroms]
+        longest = max(self.sizes, default=0)
+        reductions = [ZOOM_BASE * ZOOM_STEP ** k for k in range(zoom_levels)]
+        self.reductions = [r for r in reductions if r < longest] or reductions[:1]
+        assert ZOOM_BASE & (ZOOM_BASE - 1) == 0 and CELL % ZOOM_BASE == 0
+        # the tree follows the 64-byte header, the zoom headers and the 40-byte summary
+        self.chrom_tree_offset = 64 + 24 * len(self.reductions) + 40
+        self.chrom_tree = _chrom_tree(self.names, self.sizes, self.chrom_tree_offset)
+
+
+class Layout:
+    """Row structure of a batch of rows, shared by the writers of all features.
+
+    Rows are in dataset order: contig by contig (``piece_cid``: header ids of the
+    contigs, ``piece_len``: their rows here), positions increasing (``pos`` int64).
+    ``icut`` flags the rows where an entry must start whatever the values: a contig
+    start, a missing base before the row, or a :data:`CELL` start. First-level zoom
+    bins (``reduction`` bp) are described by their first rows (``bin_row``), contig
+    ids, start and end positions and covered bases.
+    """
+
+    def __init__(self, pos: np.ndarray, piece_cid: np.ndarray, piece_len: np.ndarray, reduction: int):
+        n = pos.size
+        self.pos = pos
+        self.n = n
+        self.piece_row = np.cumsum(piece_len) - piece_len  # first row of each contig piece
+        self.piece_cid = np.asarray(piece_cid, np.int64)
+        contig = np.zeros(n, bool)
+        contig[self.piece_row] = True
+        self.icut = contig.copy()
+        np.not_equal(pos[1:], pos[:-1] + 1, out=self.icut[1:])
+        c = pos >> (CELL.bit_length() - 1)  # reductions and cells are powers of 2
+        self.cell = contig.copy()
+        self.cell[1:] |= c[1:] != c[:-1]
+        self.icut |= self.cell
+        self.cell_row = np.flatnonzero(self.cell)
+        self.block_row = np.flatnonzero(self.icut)
+        self.block_end = np.append(self.block_row[1:], n)
+        self.block_cell = np.searchsorted(self.cell_row, self.block_row, side="right") - 1
+        b = pos >> (reduction.bit_length() - 1)
+        newbin = contig
+        newbin[1:] |= b[1:] != b[:-1]
+        self.bin_row = np.flatnonzero(newbin)
+        bin_end = np.append(self.bin_row[1:], n)
+        self.bin_count = bin_end - self.bin_row
+        self.bin_cid = self.cid(self.bin_row).astype(np.uint32)
+        self.bin_start, self.bin_end = pos[self.bin_row], pos[bin_end - 1] + 1
+
+    def cid(self, rows: np.ndarray) -> np.ndarray:
+        """Header id of the contig of each of ``rows``."""
+        return self.piece_cid[np.searchsorted(self.piece_row, rows, side="right") - 1]
+
+
+class _ZoomLevel:
+    """One zoom level: aggregates records (each within one of its bins; sorted) per bin,
+    in large batches; finished records are passed to the next level and deflated, 1,024
+    a block, into a temporary file beside the output (copied in at close)."""
+
+    def __init__(self, reduction: int, path: str, parent: "_ZoomLevel | None", scale: float):
+        self.reduction, self.path, self.next, self.scale = reduction, path, parent, scale
+        self.buf: list[dict] = []  # records to aggregate
+        self.nbuf = 0
+        self.tail = np.zeros(0, _ZOOM)  # finished records short of a full block
         self.count = 0
-        open(path, "wb").close()
+        self.leaves: list[np.ndarray] = []
+        self.fh = open(path, "w+b")
 
-    def add(self, rec: np.ndarray) -> None:
-        """Pieces as :data:`_ZOOM` records (sorted, each within one bin of this level)."""
-        if rec.size == 0:
-            return
-        if self.pending is not None:
-            rec = np.concatenate([self.pending, rec])
-        key = (rec["cid"].astype(np.int64) << 32) | (rec["start"] // self.reduction)
-        first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-        last = np.append(first[1:], rec.size) - 1
-        out = np.empty(first.size, _ZOOM)
-        out["cid"], out["start"], out["end"] = rec["cid"][first], rec["start"][first], rec["end"][last]
-        out["count"] = np.add.reduceat(rec["count"].astype(np.int64), first)
-        out["min"] = np.minimum.reduceat(rec["min"], first)
-        out["max"] = np.maximum.reduceat(rec["max"], first)
-        out["sum"] = np.add.reduceat(rec["sum"].astype(np.float64), first)
-        out["sumsq"] = np.add.reduceat(rec["sumsq"].astype(np.float64), first)
-        self.pending = out[-1:].copy()
-        self._emit(out[:-1])
+    def add(self, rec: dict) -> None:
+        if rec["cid"].size:
+            self.buf.append(rec)
+            self.nbuf += rec["cid"].size
+            if self.nbuf >= 1 << 16:
+                self._drain(final=False)
 
-    def _emit(self, done: np.ndarray) -> None:
-        if done.size:
-            with open(self.path, "ab") as fh:
-                done.tofile(fh)
-            self.count += done.size
-            if self.next is not None:
-                self.next.add(done)
+    def _drain(self, final: bool) -> None:
+        if self.buf:
+            rec = _rec_cat(self.buf)
+            key = (rec["cid"].astype(np.int64) << 32) | (rec["start"] // self.reduction)
+            first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+            out = rec if first.size == key.size else _rec_reduce(rec, first)
+            self.buf, self.nbuf = [], 0
+            if not final:  # the last bin may continue in the next batch
+                self.buf, self.nbuf = [_rec_take(out, slice(-1, None))], 1
+                out = _rec_take(out, slice(None, -1))
+            if out["cid"].size:
+                self.count += int(out["cid"].size)
+                self.tail = np.concatenate([self.tail, _zoom_records(out, self.scale)])
+                if self.next is not None:
+                    self.next.add(out)
+        full = self.tail.size if final else self.tail.size - self.tail.size % ITEMS_PER_SLOT
+        if full:
+            recs, self.tail = self.tail[:full], self.tail[full:]
+            self.leaves.append(_write_blocks(self.fh, recs, ITEMS_PER_SLOT, self.fh.tell()))
 
     def flush(self) -> None:
-        if self.pending is not None:
-            done, self.pending = self.pending, None
-            self._emit(done)
+        """Finish this level and the ones above it."""
+        self._drain(final=True)
         if self.next is not None:
             self.next.flush()
 
 
-class BigWigWriter:
-    """Write one bigWig: ``BigWigWriter(path, [(name, size), ...])``, then
-    :meth:`add_runs` / :meth:`add_fixed` per contig in header order, then :meth:`close`."""
+def _write_blocks(fh, recs: np.ndarray, per_block: int, offset: int) -> np.ndarray:
+    """Deflate ``recs`` (zoom records), ``per_block`` a block, to ``fh``; returns the
+    R-tree leaves (block offsets from ``offset``, the position in the final file)."""
+    raw = recs.tobytes()
+    bsz = per_block * recs.dtype.itemsize
+    blocks = [_deflate(raw[i:i + bsz]) for i in range(0, len(raw), bsz)]
+    firsts = np.arange(0, recs.size, per_block)
+    lasts = np.append(firsts[1:], recs.size) - 1
+    sizes = np.fromiter(map(len, blocks), np.int64, len(blocks))
+    leaves = np.zeros(len(blocks), _LEAF)
+    leaves["c0"], leaves["s0"], leaves["c1"], leaves["s1"] = (recs["cid"][firsts], recs["start"][firsts],
+                                                              recs["cid"][lasts], recs["end"][lasts])
+    leaves["offset"], leaves["size"] = offset + np.cumsum(sizes) - sizes, sizes
+    fh.write(b"".join(blocks))
+    return leaves
 
-    def __init__(self, path: str, chroms: Sequence[tuple[str, int]], zoom_levels: int = 10):
+
+def _split(start: np.ndarray, length: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges ``[start, start + length)`` cut into pieces of at most ``most``: their
+    starts and ends."""
+    n = -(-length // most)
+    k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    s = np.repeat(start, n) + most * k
+    return s, np.minimum(s + most, np.repeat(start + length, n))
+
+
+def _rec_cat(parts: list[dict]) -> dict:
+    return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in _REC_FIELDS}
+
+
+def _rec_take(rec: dict, idx) -> dict:
+    return {k: rec[k][idx] for k in _REC_FIELDS}
+
+
+def _rec_reduce(rec: dict, first: np.ndarray) -> dict:
+    """Records grouped at ``first`` (indices of each group's first record) -> one each."""
+    last = np.append(first[1:], rec["cid"].size) - 1
+    return {"cid": rec["cid"][first], "start": rec["start"][first], "end": rec["end"][last],
+            "count": np.add.reduceat(rec["count"], first), "min": np.minimum.reduceat(rec["min"], first),
+            "max": np.maximum.reduceat(rec["max"], first), "s1": np.add.reduceat(rec["s1"], first),
+            "s2": np.add.reduceat(rec["s2"], first)}
+
+
+def _zoom_records(rec: dict, scale: float) -> np.ndarray:
+    out = np.empty(rec["cid"].size, _ZOOM)
+    out["cid"], out["start"], out["end"], out["count"] = rec["cid"], rec["start"], rec["end"], rec["count"]
+    lut = np.arange(256, dtype=np.float32) / np.float32(scale)
+    out["min"], out["max"] = lut[rec["min"]], lut[rec["max"]]
+    out["sum"] = rec["s1"] / scale
+    out["sumsq"] = rec["s2"] / (scale * scale)
+    return out
+
+
+class BigWigWriter:
+    """Write one bigWig of codes: ``BigWigWriter(path, header)``, then :meth:`add` per
+    batch of rows (contigs in header order, positions increasing), then :meth:`close`.
+
+    ``header``: a :class:`Header` (shared by the files of a set) or ``[(name, size),
+    ...]``; ``scale``: ``value = code / scale``.
+    """
+
+    def __init__(self, path: str, header, scale: float = 255.0):
         self.path = path
-        self.names = [str(c) for c, _ in chroms]
-        self.sizes = [int(n) for _, n in chroms]
-        longest = max(self.sizes, default=0)
-        reductions = [ZOOM_BASE * 4 ** k for k in range(zoom_levels)]
-        self.reductions = [r for r in reductions if r < longest] or reductions[:1]
+        self.header = header if isinstance(header, Header) else Header(header)
+        self.scale = float(scale)
+        self.lut = np.arange(256, dtype=np.float32) / np.float32(scale)
+        nz = len(self.header.reductions)
         self.fh = open(path, "w+b")
-        self.fh.write(bytes(64 + 24 * len(self.reductions)))
+        self.fh.write(bytes(64 + 24 * nz))
         self.summary_offset = self.fh.tell()
         self.fh.write(bytes(40))
         self.chrom_tree_offset = self.fh.tell()
-        _write_chrom_tree(self.fh, self.names, self.sizes)
+        assert self.chrom_tree_offset == self.header.chrom_tree_offset
+        self.fh.write(self.header.chrom_tree)
         self.data_offset = self.fh.tell()
         self.fh.write(bytes(8))
         self.leaves: list[np.ndarray] = []
         self.max_block = 0
-        self.covered, self.vmin, self.vmax, self.vsum, self.vsumsq = 0, np.inf, -np.inf, 0.0, 0.0
-        self.zooms: list[_Zoom] = []
+        self.total = np.zeros(3, np.int64)  # covered bases, sum of codes, sum of squared codes
+        self.qmin, self.qmax = 256, -1
+        self.zooms: list[_ZoomLevel] = []
         parent = None
-        for k in reversed(range(len(self.reductions))):
-            parent = _Zoom(self.reductions[k], f"{path}.zoom{k}", parent)
+        for k in reversed(range(nz)):
+            parent = _ZoomLevel(self.header.reductions[k], f"{path}.zoom{k}", parent, self.scale)
             self.zooms.insert(0, parent)
 
     # --------------------------------------------------------------------- data
-    def add_runs(self, cid: int, starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> None:
-        """bedGraph entries ``[starts, ends) = values`` on contig ``cid`` (sorted)."""
-        n = starts.size
+    def add(self, lay: Layout, q: np.ndarray) -> int:
+        """Add one feature's codes ``q`` (uint8 ``[lay.n]``) over the rows of ``lay``.
+        Returns the number of entries written (bedGraph entries + fixed-step values)."""
+        n = lay.n
         if n == 0:
-            return
-        items = np.empty(n, _BEDGRAPH)
-        items["start"], items["end"], items["value"] = starts, ends, values
-        cuts = np.arange(0, n, ITEMS_PER_SLOT)
-        last = np.append(cuts[1:], n) - 1
-        self._sections(cid, items, cuts, starts[cuts], ends[last], 1, 0, 0)
-        self._stats(cid, np.asarray(starts, np.int64), np.asarray(ends, np.int64), np.asarray(values, np.float32))
+            return 0
+        start = np.empty(n, bool)
+        start[0] = True
+        np.not_equal(q[1:], q[:-1], out=start[1:])
+        start |= lay.icut  # runs of equal codes within a block and a cell
+        rows = np.diff(np.append(lay.cell_row, n))
+        nruns = np.add.reduceat(start.view(np.uint8), lay.cell_row, dtype=np.int64)  # per cell
+        bedgraph = nruns * 3 <= rows
+        short = int(nruns.sum()) * 2 > n  # short runs (noise): sums base by base are cheaper
+        if short:
+            self._summarise_bases(lay, q)
+        if short and not bedgraph.any():  # no run needed
+            parts = [self._fixed_sections(lay, q, bedgraph)]
+        else:
+            first = np.flatnonzero(start)
+            code = q[first]
+            end = np.empty_like(first)
+            end[:-1], end[-1] = first[1:], n
+            if not short:
+                self._summarise(lay, first, end, code)
+            parts = [self._bedgraph_sections(lay, first, end, code, nruns, bedgraph)] if bedgraph.any() else []
+            if not bedgraph.all():
+                parts.append(self._fixed_sections(lay, q, bedgraph))
+        self._write_sections(parts)
+        return int(np.where(bedgraph, nruns, rows).sum())
 
-    def add_fixed(self, cid: int, start: int, values: np.ndarray) -> None:
-        """Consecutive single-base values from ``start`` on contig ``cid``."""
-        n = values.size
-        if n == 0:
-            return
-        cuts = np.arange(0, n, FIXED_PER_SLOT)
-        s = start + cuts
-        e = start + np.append(cuts[1:], n)
-        self._sections(cid, np.asarray(values, "<f4"), cuts, s, e, 3, 1, 1)
-        r = self.reductions[0]
-        first = np.concatenate(([0], np.arange((-start) % r or r, n, r)))  # where a zoom bin starts
-        bin_s = start + first
-        self._summarise(cid, bin_s, np.append(bin_s[1:], start + n), np.diff(np.append(first, n)),
-                        np.asarray(values, np.float64), first)
+    def _summarise(self, lay: Layout, first: np.ndarray, end: np.ndarray, code: np.ndarray) -> None:
+        """First-level zoom records (one per bin) and the total summary, from the runs
+        (rows ``[first, end)`` of code ``code``), never per base: sums at the bin edges
+        from prefix sums over the runs, minimum and maximum over the runs a bin overlaps."""
+        w1 = code * (end - first)  # int64
+        c1 = np.concatenate(([0], np.cumsum(w1)))
+        c2 = np.concatenate(([0], np.cumsum(w1 * code)))
+        r = lay.bin_row
+        j = np.searchsorted(first, r, side="right") - 1  # the run holding each bin's first row
+        cj = code[j].astype(np.int64)
+        inside = r - first[j]
+        s1 = np.diff(np.append(c1[j] + cj * inside, c1[-1]))
+        s2 = np.diff(np.append(c2[j] + cj * cj * inside, c2[-1]))
+        vmin, vmax = np.minimum.reduceat(code, j), np.maximum.reduceat(code, j)
+        # the run holding the next bin's first row also covers the end of this bin if it
+        # started before it
+        over = np.flatnonzero(first[j[1:]] < r[1:])
+        np.minimum.at(vmin, over, code[j[over + 1]])
+        np.maximum.at(vmax, over, code[j[over + 1]])
+        self._add_bins(lay, vmin, vmax, s1, s2)
 
-    def _sections(self, cid, items, cuts, s, e, kind, step, span) -> None:
-        head = np.zeros(cuts.size, _SECTION)
-        head["cid"], head["start"], head["end"] = cid, s, e
-        head["step"], head["span"], head["type"] = step, span, kind
-        bounds = np.append(cuts, items.size)
-        head["count"] = np.diff(bounds)
-        leaves = np.zeros(cuts.size, _LEAF)
-        leaves["c0"] = leaves["c1"] = cid
-        leaves["s0"], leaves["s1"] = s, e
-        fh = self.fh
-        offset = fh.tell()
-        raw_items = items.view(np.uint8).reshape(items.size, -1) if items.dtype.names else items.view(np.uint8).reshape(-1, 4)
-        for k in range(cuts.size):
-            raw = head[k:k + 1].tobytes() + raw_items[bounds[k]:bounds[k + 1]].tobytes()
-            self.max_block = max(self.max_block, len(raw))
-            z = _deflate(raw)
-            fh.write(z)
-            leaves["offset"][k], leaves["size"][k] = offset, len(z)
-            offset += len(z)
-        self.leaves.append(leaves)
+    def _summarise_bases(self, lay: Layout, q: np.ndarray) -> None:
+        """:meth:`_summarise` when every base is its own run."""
+        r = lay.bin_row
+        self._add_bins(lay, np.minimum.reduceat(q, r), np.maximum.reduceat(q, r),
+                       np.add.reduceat(q, r, dtype=np.int64), np.add.reduceat(_SQUARES16[q], r, dtype=np.int64))
 
-    def _stats(self, cid: int, s: np.ndarray, e: np.ndarray, v: np.ndarray) -> None:
-        """Entries -> pieces cut at the first zoom level's bins -> :meth:`_summarise`."""
-        r = self.reductions[0]
-        b0, b1 = s // r, (e - 1) // r
-        pieces = b1 - b0 + 1
-        v64 = v.astype(np.float64)
-        if np.any(pieces > 1):
-            rep = np.repeat(np.arange(s.size), pieces)
-            b = b0[rep] + (np.arange(rep.size) - np.repeat(np.cumsum(pieces) - pieces, pieces))
-            s, e, v64 = np.maximum(s[rep], b * r), np.minimum(e[rep], (b + 1) * r), v64[rep]
-        key = s // r
-        first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-        last = np.append(first[1:], s.size) - 1
-        cnt = e - s
-        self._summarise(cid, s[first], e[last], np.add.reduceat(cnt, first), v64 * cnt, first, v64, cnt)
-
-    def _summarise(self, cid, start, end, count, wsum, first, values=None, weights=None) -> None:
-        """Total summary and first-level zoom records: one per bin (``first``: index of
-        the first item of each bin in ``wsum``, the value x covered bases of each item)."""
-        if values is None:  # single-base items: weights 1, wsum is the values
-            values, weights = wsum, None
-        sq = values * wsum
-        rec = np.empty(start.size, _ZOOM)
-        rec["cid"], rec["start"], rec["end"], rec["count"] = cid, start, end, count
-        rec["min"] = np.minimum.reduceat(values, first)
-        rec["max"] = np.maximum.reduceat(values, first)
-        sums = np.add.reduceat(wsum, first)
-        sqs = np.add.reduceat(sq, first)
-        rec["sum"], rec["sumsq"] = sums, sqs
-        self.covered += int(count.sum())
-        self.vmin, self.vmax = min(self.vmin, float(rec["min"].min())), max(self.vmax, float(rec["max"].max()))
-        self.vsum += float(sums.sum())
-        self.vsumsq += float(sqs.sum())
+    def _add_bins(self, lay: Layout, vmin, vmax, s1, s2) -> None:
+        """First-level zoom records of the bins of ``lay`` (codes' min, max, sums of codes
+        and squared codes) to the zoom levels and the total summary."""
+        rec = {"cid": lay.bin_cid, "start": lay.bin_start, "end": lay.bin_end, "count": lay.bin_count,
+               "min": vmin, "max": vmax, "s1": s1, "s2": s2}
+        self.total += (lay.n, int(s1.sum()), int(s2.sum()))
+        self.qmin, self.qmax = min(self.qmin, int(vmin.min())), max(self.qmax, int(vmax.max()))
         self.zooms[0].add(rec)
+
+    def _bedgraph_sections(self, lay: Layout, first: np.ndarray, end: np.ndarray, code: np.ndarray,
+                           nruns: np.ndarray, bedgraph: np.ndarray) -> dict:
+        """The runs (rows ``[first, end)``, ``nruns`` per cell) of the bedGraph cells as
+        entries, up to 1,024 a section."""
+        if not bedgraph.all():
+            keep = np.repeat(bedgraph, nruns)
+            first, end, code, nruns = first[keep], end[keep], code[keep], nruns[bedgraph]
+        m = first.size
+        items = np.empty(m, _BEDGRAPH)
+        items["start"], items["end"], items["value"] = lay.pos[first], lay.pos[end - 1] + 1, self.lut[code]
+        s, e = _split(np.cumsum(nruns) - nruns, nruns, ITEMS_PER_SLOT)
+        return {"row": first[s], "cid": lay.cid(first[s]), "start": items["start"][s], "end": items["end"][e - 1],
+                "at": s, "count": e - s, "type": _BEDGRAPH_TYPE, "payload": items}
+
+    def _fixed_sections(self, lay: Layout, q: np.ndarray, bedgraph: np.ndarray) -> dict:
+        """Fixed-step values of the other cells: per contiguous block, 16,384 a section."""
+        fb = np.flatnonzero(~bedgraph[lay.block_cell])
+        a, b = lay.block_row[fb], lay.block_end[fb]
+        s, e = _split(a, b - a, FIXED_PER_SLOT)
+        return {"row": s, "cid": lay.cid(s), "start": lay.pos[s], "end": lay.pos[s] + (e - s), "count": e - s,
+                "at": s, "type": _FIXED_TYPE, "payload": self.lut[q]}
+
+    def _write_sections(self, parts: list[dict]) -> None:
+        """Sections of one batch (bedGraph and/or fixed-step) in row order -> blocks."""
+        hs = _SECTION.itemsize
+        if len(parts) == 1:
+            sec = dict(parts[0])
+            kind = np.full(sec["row"].size, sec["type"], np.uint8)
+        else:
+            order = np.argsort(np.concatenate([p["row"] for p in parts]), kind="stable")
+            sec = {k: np.concatenate([p[k] for p in parts])[order] for k in ("cid", "start", "end", "at", "count")}
+            kind = np.concatenate([np.full(p["row"].size, p["type"], np.uint8) for p in parts])[order]
+        head = np.zeros(kind.size, _SECTION)
+        head["cid"], head["start"], head["end"], head["count"], head["type"] = (
+            sec["cid"], sec["start"], sec["end"], sec["count"], kind)
+        fixed = kind == _FIXED_TYPE
+        head["step"][fixed] = head["span"][fixed] = 1
+        width = np.where(fixed, 4, 12)
+        size = hs + width * sec["count"]
+        self.max_block = max(self.max_block, int(size.max()))
+        heads = head.tobytes()
+        payload = {p["type"]: memoryview(p["payload"].view(np.uint8).reshape(-1)) for p in parts}
+        blocks = [_deflate(heads[j * hs:(j + 1) * hs] + payload[t][a * w:(a + c) * w])
+                  for j, (t, a, c, w) in enumerate(zip(kind.tolist(), sec["at"].tolist(), sec["count"].tolist(),
+                                                       width.tolist()))]
+        sizes = np.fromiter(map(len, blocks), np.int64, len(blocks))
+        leaves = np.zeros(len(blocks), _LEAF)
+        leaves["c0"] = leaves["c1"] = head["cid"]
+        leaves["s0"], leaves["s1"] = head["start"], head["end"]
+        leaves["offset"] = self.fh.tell() + np.cumsum(sizes) - sizes
+        leaves["size"] = sizes
+        self.fh.write(b"".join(blocks))
+        self.leaves.append(leaves)
 
     # -------------------------------------------------------------------- close
     def close(self) -> None:
@@ -221,30 +405,10 @@ class BigWigWriter:
         leaves = np.concatenate(self.leaves) if self.leaves else np.zeros(0, _LEAF)
         index_offset = fh.tell()
         _write_rtree(fh, leaves, ITEMS_PER_SLOT, index_offset)
+        self.zooms[0].flush()
         zoom_heads = []
-        for z in self.zooms[:1]:
-            z.flush()
         for z in self.zooms:
-            data_offset = fh.tell()
-            fh.write(struct.pack("<I", z.count))
-            leaves_z = []
-            for a in range(0, z.count, 64 * ITEMS_PER_SLOT):  # bounded memory
-                recs = np.fromfile(z.path, _ZOOM, count=64 * ITEMS_PER_SLOT, offset=a * _ZOOM.itemsize)
-                zl = np.zeros(-(-recs.size // ITEMS_PER_SLOT), _LEAF)
-                for k, b in enumerate(range(0, recs.size, ITEMS_PER_SLOT)):
-                    block = recs[b:b + ITEMS_PER_SLOT]
-                    raw = block.tobytes()
-                    self.max_block = max(self.max_block, len(raw))
-                    comp = _deflate(raw)
-                    zl[k] = (block["cid"][0], block["start"][0], block["cid"][-1], block["end"][-1], fh.tell(),
-                             len(comp))
-                    fh.write(comp)
-                leaves_z.append(zl)
-            os.remove(z.path)
-            zl = np.concatenate(leaves_z) if leaves_z else np.zeros(0, _LEAF)
-            idx = fh.tell()
-            _write_rtree(fh, zl, ITEMS_PER_SLOT, idx)
-            zoom_heads.append((z.reduction, data_offset, idx))
+            zoom_heads.append(self._write_zoom(z))
         fh.write(struct.pack("<I", BIGWIG_MAGIC))
         # header, zoom headers, summary, data block count
         fh.seek(0)
@@ -253,15 +417,38 @@ class BigWigWriter:
         for red, d, i in zoom_heads:
             fh.write(struct.pack("<IIQQ", red, 0, d, i))
         fh.seek(self.summary_offset)
-        if self.covered:
-            fh.write(struct.pack("<Qdddd", self.covered, self.vmin, self.vmax, self.vsum, self.vsumsq))
+        covered, s1, s2 = (int(x) for x in self.total)
+        if covered:
+            fh.write(struct.pack("<Qdddd", covered, self.lut[self.qmin], self.lut[self.qmax], s1 / self.scale,
+                                 s2 / (self.scale * self.scale)))
         fh.seek(self.data_offset)
         fh.write(struct.pack("<Q", leaves.size))
         fh.close()
 
+    def _write_zoom(self, z: _ZoomLevel) -> tuple[int, int, int]:
+        """One level: record count, its blocks (copied from the level's file), R-tree."""
+        import shutil
+
+        fh = self.fh
+        data_offset = fh.tell()
+        fh.write(struct.pack("<I", z.count))
+        base = fh.tell()
+        z.fh.seek(0)
+        shutil.copyfileobj(z.fh, fh, 1 << 22)
+        z.fh.close()
+        os.remove(z.path)
+        leaves = np.concatenate(z.leaves) if z.leaves else np.zeros(0, _LEAF)
+        leaves["offset"] += base
+        if z.count:
+            self.max_block = max(self.max_block, min(z.count, ITEMS_PER_SLOT) * _ZOOM.itemsize)
+        idx = fh.tell()
+        _write_rtree(fh, leaves, ITEMS_PER_SLOT, idx)
+        return z.reduction, data_offset, idx
+
     def abort(self) -> None:
         self.fh.close()
         for z in self.zooms:
+            z.fh.close()
             if os.path.exists(z.path):
                 os.remove(z.path)
 
@@ -309,37 +496,39 @@ def _write_rtree(fh, leaves: np.ndarray, items_per_slot: int, end_of_data: int) 
             fh.write(struct.pack("<BBH", int(k == 0), 0, chunk.size) + chunk.tobytes())
 
 
-def _write_chrom_tree(fh, names: Sequence[str], sizes: Sequence[int]) -> None:
-    """The chromosome B+ tree: keys sorted bytewise (zero-padded), ids in header order."""
+def _chrom_tree(names: Sequence[str], sizes: Sequence[int], base: int) -> bytes:
+    """The chromosome B+ tree to be written at file offset ``base``: keys sorted bytewise
+    (zero-padded), ids in header order."""
     keys = [n.encode() for n in names]
     order = sorted(range(len(keys)), key=keys.__getitem__)
     key_size = max((len(k) for k in keys), default=1) or 1
     block = max(1, min(BLOCK_SIZE, len(keys)))
-    fh.write(struct.pack("<IIIIQQ", BPT_MAGIC, block, key_size, 8, len(keys), 0))
-    leaf_items = [keys[i].ljust(key_size, b"\0") + struct.pack("<II", i, sizes[i]) for i in order]
-    levels = [leaf_items]
-    firsts = [[keys[i].ljust(key_size, b"\0") for i in order]]
-    while len(levels[-1]) > block:
-        n = len(levels[-1])
-        levels.append([None] * -(-n // block))
-        firsts.append([firsts[-1][a] for a in range(0, n, block)])
-    item_size = [key_size + 8] * len(levels)
-    # node sizes and offsets, root level first
-    offset = fh.tell()
+    out = [struct.pack("<IIIIQQ", BPT_MAGIC, block, key_size, 8, len(keys), 0)]
+    padded = [keys[i].ljust(key_size, b"\0") for i in order]
+    leaf_items = [k + struct.pack("<II", i, sizes[i]) for k, i in zip(padded, order)]
+    firsts = [padded]  # first key of every node, per level
+    counts = [len(leaf_items)]
+    while counts[-1] > block:
+        firsts.append(firsts[-1][::block])
+        counts.append(len(firsts[-1]))
+    item_size = key_size + 8
+    # node offsets per level, root level first
+    offset = base + 32  # after the tree's own header
     node_off = {}
-    for k in reversed(range(len(levels))):
-        n = len(levels[k])
+    for k in reversed(range(len(counts))):
+        n = counts[k]
         offs = []
         for a in range(0, max(n, 1), block):
             offs.append(offset)
-            offset += 4 + min(block, n - a) * item_size[k]
+            offset += 4 + min(block, n - a) * item_size
         node_off[k] = offs
-    for k in reversed(range(len(levels))):
-        n = len(levels[k])
-        for j, a in enumerate(range(0, max(n, 1), block)):
+    for k in reversed(range(len(counts))):
+        n = counts[k]
+        for a in range(0, max(n, 1), block):
             cnt = min(block, n - a)
             if k == 0:
-                body = b"".join(levels[0][a:a + cnt])
+                body = b"".join(leaf_items[a:a + cnt])
             else:
                 body = b"".join(firsts[k][a + i] + struct.pack("<Q", node_off[k - 1][a + i]) for i in range(cnt))
-            fh.write(struct.pack("<BBH", int(k == 0), 0, cnt) + body)
+            out.append(struct.pack("<BBH", int(k == 0), 0, cnt) + body)
+    return b"".join(out)

@@ -30,7 +30,8 @@ files are byte-identical whatever their number.
 
 Output (``calls_dir``):
 
-- ``<feature>.bed.gz`` + ``.tbi``: bgzipped, tabix-indexed BED6 (chrom, start, end,
+- ``<feature>.bed.gz`` + ``.tbi`` (``.csi`` when a segment ends past 2^29, 512 Mb):
+  bgzipped, tabix-indexed BED6 (chrom, start, end,
   name = feature, score = round(mean probability over the called bases × 1000), exact
   from the integer codes, ties to even; strand ``.``), sorted by contig (dataset order)
   then start; no header line (BED tools skip lines starting with ``#``, ``track`` or
@@ -56,7 +57,6 @@ import time
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
-import pyarrow as pa
 
 from . import frames, store, textout
 from .errors import GenosegError
@@ -172,22 +172,28 @@ def resolve_params(features: Sequence[str], params: Optional[Mapping[str, Params
 # Streaming segmenter
 # --------------------------------------------------------------------------------------
 
-#: Columns of a set of segments (struct of arrays, see :class:`SegmentStream`).
-_SEG_FIELDS = ("f", "cid", "start", "end", "vsum", "vmax", "n", "blk")
+#: Columns of a set of segments (struct of arrays, see :class:`SegmentStream`); ``f``
+#: (feature index) only where segments of several features are put together.
+_SEG_FIELDS = ("cid", "start", "end", "vsum", "vmax", "n", "blk")
 
 
 def _seg_empty(vdtype, sdtype) -> dict:
     i8 = np.zeros(0, np.int64)
-    return {"f": i8, "cid": np.zeros(0, np.int32), "start": i8, "end": i8, "vsum": np.zeros(0, sdtype),
+    return {"cid": np.zeros(0, np.int32), "start": i8, "end": i8, "vsum": np.zeros(0, sdtype),
             "vmax": np.zeros(0, vdtype), "n": i8, "blk": i8}
 
 
 def _seg_cat(parts: Sequence[dict]) -> dict:
-    return {k: np.concatenate([p[k] for p in parts]) for k in _SEG_FIELDS}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _seg_take(s: dict, idx) -> dict:
-    return {k: s[k][idx] for k in _SEG_FIELDS}
+    return {k: v[idx] for k, v in s.items()}
+
+
+def _seg_one(seg: dict, like: dict) -> dict:
+    """One segment given as scalars, as arrays of the dtypes of ``like``."""
+    return {k: np.array([seg[k]], like[k].dtype) for k in _SEG_FIELDS}
 
 
 def code_cutoff(threshold: float) -> int:
@@ -197,6 +203,23 @@ def code_cutoff(threshold: float) -> int:
     return int(np.searchsorted(grid, np.float32(threshold - _EPS), side="left"))
 
 
+def _run_edges(weak: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Starts and ends (alternating; rows, ends exclusive) of the runs of ``weak``,
+    runs cut before the rows ``cut`` (block starts)."""
+    n = weak.size
+    w = weak.view(np.int8)
+    t = np.flatnonzero(w[1:] != w[:-1]) + 1
+    if weak[0]:
+        t = np.concatenate(([0], t))
+    if weak[-1]:
+        t = np.append(t, n)
+    if cut.size:
+        c = cut[weak[cut - 1] & weak[cut]]
+        if c.size:  # a run across a block start is two runs
+            t = np.insert(t, np.repeat(np.searchsorted(t, c), 2), np.repeat(c, 2))
+    return t
+
+
 class SegmentStream:
     """Streaming hysteresis + gap merging + minimum length for several features at once.
 
@@ -204,13 +227,16 @@ class SegmentStream:
     increasing within a contig), then call :meth:`finish`. Both return the segments that
     became final, as a dict of arrays (``f`` feature index, ``cid`` contig index,
     ``start``/``end`` 0-based half-open, ``vsum`` sum and ``vmax`` maximum of the values
-    over the called bases, ``n`` called bases), sorted by feature, then in stream order.
+    over the called bases, ``n`` called bases), sorted by feature, then in stream order;
+    :meth:`feed_features` / :meth:`finish_features` give one such dict per feature
+    (without ``f``).
 
     Values are either stored codes (``uint8``, thresholds compared on codes: ``codes=True``)
-    or float probabilities. All work per call is vectorised over the rows and features of
-    the batch; the only state carried between calls is, per feature, the open run at the
-    batch end and the last merged segment (which may still absorb the next one), so memory
-    does not depend on the input and the result does not depend on how rows are batched.
+    or float probabilities. The work per call is vectorised over the rows of the batch,
+    feature by feature (a handful of passes over the rows, then work per run); the only
+    state carried between calls is, per feature, the open run at the batch end and the
+    last merged segment (which may still absorb the next one), so memory does not depend
+    on the input and the result does not depend on how rows are batched.
     """
 
     def __init__(self, params: Sequence[CallParams], codes: bool = True):
@@ -225,15 +251,17 @@ class SegmentStream:
             self.vdtype, self.sdtype = np.dtype(np.float32), np.dtype(np.float64)
             self.lo = np.array([p.low - _EPS for p in params], np.float32)
             self.hi = np.array([p.high - _EPS for p in params], np.float32)
-        self.gap = np.array([p.merge_gap for p in params], np.int64)
-        self.min_length = np.array([p.min_length for p in params], np.int64)
-        self.open = _seg_empty(self.vdtype, self.sdtype)   # at most one open run per feature
-        self.pend = _seg_empty(self.vdtype, self.sdtype)   # at most one pending segment per feature
+        self.gap = [int(p.merge_gap) for p in params]
+        self.min_length = [int(p.min_length) for p in params]
+        self.open: list[Optional[dict]] = [None] * F  # per feature: the run reaching the batch end
+        self.pend: list[Optional[dict]] = [None] * F  # per feature: the last merged segment
         self.block = 0          # id of the current run of present, contiguous bases
         self.last_pos = -2
         self.last_cid = -1
 
-    # ---------------------------------------------------------------- runs of a batch
+    def _empty(self) -> dict:
+        return _seg_empty(self.vdtype, self.sdtype)
+
     def _blocks(self, pos: np.ndarray, cid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New-block flags (a base is missing before the row, or the contig changes) and
         block ids of the rows."""
@@ -246,105 +274,115 @@ class SegmentStream:
         self.last_pos, self.last_cid = int(pos[-1]), int(cid[-1])
         return newblock, blocks
 
-    def _runs(self, vals: np.ndarray, newblock: np.ndarray):
-        """Maximal runs of weak values per feature, split at block starts. Returns the
-        padded values (flat), run starts/ends as flat indices and the row width."""
-        F, n = vals.shape
-        w1 = n + 1  # one padding column per feature row: runs never cross rows
-        padded = np.zeros((F, w1), vals.dtype)
-        padded[:, :n] = vals
-        weak = np.zeros((F, w1), bool)
-        np.greater_equal(padded[:, :n], self.lo[:, None], out=weak[:, :n])
-        flat = weak.ravel()
-        edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-        if flat[0]:
-            edges = np.concatenate(([0], edges))
-        rs, re = edges[0::2], edges[1::2]
-        brk = np.flatnonzero(newblock[1:]) + 1
-        if brk.size:  # a run crossing a block start is two runs
-            ff, bb = np.nonzero(weak[:, brk - 1] & weak[:, brk])
-            cut = ff * w1 + brk[bb]
-            rs = np.insert(rs, np.searchsorted(rs, cut), cut)
-            re = np.insert(re, np.searchsorted(re, cut), cut)
-        return padded.ravel(), np.ascontiguousarray(rs), np.ascontiguousarray(re), w1
+    @staticmethod
+    def _tag(per_feature: list[dict]) -> dict:
+        return _seg_cat([dict(s, f=np.full(s["start"].size, k, np.int64)) for k, s in enumerate(per_feature)])
 
     def feed(self, pos: np.ndarray, vals: np.ndarray, cid: np.ndarray) -> dict:
         """Process rows: ``pos`` int64 ``[n]``, ``vals`` ``[F, n]`` (codes or floats),
         ``cid`` int32 ``[n]`` contig index of each row. Returns the segments made final."""
-        n = int(pos.size)
-        if n == 0:
-            return _seg_empty(self.vdtype, self.sdtype)
-        vals = np.asarray(vals, self.vdtype)
-        newblock, blocks = self._blocks(pos, cid)
-        flat, rs, re, w1 = self._runs(vals, newblock)
-        counts = np.diff(np.searchsorted(rs, np.arange(self.F + 1) * w1))
-        f = np.repeat(np.arange(self.F), counts)
-        idx = np.empty(2 * rs.size, np.int64)
-        idx[0::2], idx[1::2] = rs, re
-        vmax = np.maximum.reduceat(flat, idx)[0::2] if rs.size else np.zeros(0, self.vdtype)
-        # only runs with a strong base, the runs left open at the end and those that may
-        # continue the open run matter
-        i0, i1 = rs - f * w1, re - f * w1
-        need = np.flatnonzero((vmax >= self.hi[f]) | (i1 == n) | (i0 == 0))
-        rs, re, f, i0, i1, vmax = rs[need], re[need], f[need], i0[need], i1[need], vmax[need]
-        idx = np.empty(2 * rs.size, np.int64)
-        idx[0::2], idx[1::2] = rs, re
-        runs = {"f": f, "cid": cid[i0].astype(np.int32), "start": pos[i0], "end": pos[i1 - 1] + 1,
-                "vmax": vmax, "n": i1 - i0, "blk": blocks[i0],
-                "vsum": np.add.reduceat(flat, idx, dtype=self.sdtype)[0::2] if rs.size else np.zeros(0, self.sdtype)}
-        at_end = i1 == n
-        # the open run of a feature continues into this batch's first run
-        opened = self.open
-        closed_open = np.ones(opened["f"].size, bool)
-        if not newblock[0] and opened["f"].size:
-            first = np.flatnonzero(i0 == 0)
-            where = np.searchsorted(opened["f"], f[first])
-            ok = (where < opened["f"].size)
-            ok[ok] = opened["f"][where[ok]] == f[first[ok]]
-            first, where = first[ok], where[ok]
-            runs["start"][first] = opened["start"][where]
-            runs["vsum"][first] += opened["vsum"][where]
-            runs["vmax"][first] = np.maximum(runs["vmax"][first], opened["vmax"][where])
-            runs["n"][first] += opened["n"][where]
-            closed_open[where] = False
-        self.open = _seg_take(runs, np.flatnonzero(at_end))
-        done = _seg_cat([_seg_take(opened, np.flatnonzero(closed_open)), _seg_take(runs, np.flatnonzero(~at_end))])
-        return self._merge(done, final=False)
+        return self._tag(self.feed_features(pos, vals, cid))
 
     def finish(self) -> dict:
         """Close the open runs and pending segments (end of the stream)."""
-        done, self.open = self.open, _seg_empty(self.vdtype, self.sdtype)
-        return self._merge(done, final=True)
+        return self._tag(self.finish_features())
 
-    # ------------------------------------------------------- raw segments -> merged
-    def _merge(self, closed: dict, final: bool) -> dict:
-        """Closed runs (sorted by feature, then stream order) -> raw segments (runs with a
-        strong base) -> merged with the pending segment of their feature and each other
-        -> final segments (all but the last group of each feature, unless ``final``)
-        filtered by minimum length."""
-        raw = _seg_take(closed, np.flatnonzero(closed["vmax"] >= self.hi[closed["f"]]))
-        seg = _seg_cat([self.pend, raw])
-        if seg["f"].size == 0:
+    def feed_features(self, pos: np.ndarray, vals: np.ndarray, cid: np.ndarray) -> list[dict]:
+        """:meth:`feed`, one dict of final segments per feature."""
+        if pos.size == 0:
+            return [self._empty() for _ in range(self.F)]
+        vals = np.asarray(vals, self.vdtype)
+        fresh = self.last_pos + 1 != pos[0] or self.last_cid != cid[0]
+        _, blocks = self._blocks(pos, cid)
+        cut = np.flatnonzero(blocks[1:] != blocks[:-1]) + 1
+        return [self._feed_one(k, pos, vals[k], cid, blocks, cut, bool(fresh)) for k in range(self.F)]
+
+    def finish_features(self) -> list[dict]:
+        """:meth:`finish`, one dict per feature."""
+        out = []
+        for k in range(self.F):
+            raw, o = self._empty(), self.open[k]
+            self.open[k] = None
+            if o is not None and o["vmax"] >= self.hi[k]:
+                raw = _seg_one(o, raw)
+            out.append(self._merge(k, raw, final=True))
+        return out
+
+    def _feed_one(self, k: int, pos, v, cid, blocks, cut, fresh: bool) -> dict:
+        """One feature's rows: runs of weak values (continuing the open run), those with
+        a strong base, merged -> the segments made final."""
+        n = pos.size
+        t = _run_edges(v >= self.lo[k], cut)
+        rs, re = t[0::2], t[1::2]
+        R = rs.size
+        vsum, vmax = self._run_stats(v, rs, re)
+        o, self.open[k] = self.open[k], None
+        join = o is not None and not fresh and R > 0 and rs[0] == 0  # the open run goes on
+        if join:
+            vmax[0], vsum[0] = max(vmax[0], o["vmax"]), vsum[0] + o["vsum"]
+        if R and re[-1] == n:  # the last run may go on in the next batch
+            R -= 1
+            first = join and R == 0
+            self.open[k] = {"cid": int(cid[rs[R]]), "start": o["start"] if first else int(pos[rs[R]]),
+                            "vsum": vsum[R], "vmax": vmax[R], "n": int(re[R] - rs[R]) + (o["n"] if first else 0),
+                            "blk": int(blocks[rs[R]])}
+            self.open[k]["end"] = self.open[k]["start"] + self.open[k]["n"]
+        keep = np.flatnonzero(vmax[:R] >= self.hi[k])
+        r0, r1 = rs[keep], re[keep]
+        raw = {"cid": cid[r0].astype(np.int32), "start": pos[r0], "end": pos[r1 - 1] + 1, "vsum": vsum[keep],
+               "vmax": vmax[keep], "n": r1 - r0, "blk": blocks[r0]}
+        if join and keep.size and keep[0] == 0:
+            raw["start"][0] = o["start"]
+            raw["n"][0] += o["n"]
+        if o is not None and not join and o["vmax"] >= self.hi[k]:  # the open run ended with the last batch
+            raw = _seg_cat([_seg_one(o, raw), raw])
+        return self._merge(k, raw, final=False)
+
+    def _run_stats(self, v: np.ndarray, rs: np.ndarray, re: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sum and maximum of ``v`` over the runs ``[rs, re)`` (sorted, disjoint)."""
+        if rs.size == 0:
+            return np.zeros(0, self.sdtype), np.zeros(0, self.vdtype)
+        n = v.size
+        if not self.codes or rs.size * 32 < n:  # few runs: reduceat, one light pass
+            idx = np.stack([rs, re], 1).ravel()
+            idx = idx[:-1] if idx[-1] == n else idx  # reduceat indices must be < n
+            return np.add.reduceat(v, idx, dtype=self.sdtype)[0::2], np.maximum.reduceat(v, idx)[0::2]
+        # many short runs of codes: prefix sums, and a running maximum that restarts at
+        # each run (every run's codes lifted by 256 x its number); ~5x faster than
+        # reduceat over short runs, slower over few long ones
+        small = n < 1 << 23
+        cs = np.zeros(n + 1, np.int32 if small else np.int64)
+        np.cumsum(v, out=cs[1:])
+        run = np.zeros(n, np.int32 if small else np.int64)
+        run[rs[1:]] = 1
+        np.cumsum(run, out=run)
+        run <<= 8
+        run += v
+        np.maximum.accumulate(run, out=run)
+        last = re - 1
+        vmax = (run[last] - (np.arange(rs.size, dtype=run.dtype) << 8)).astype(np.uint8)
+        return (cs[re] - cs[rs]).astype(np.int64), vmax
+
+    def _merge(self, k: int, raw: dict, final: bool) -> dict:
+        """Raw segments (stream order) merged with the pending segment of the feature and
+        with each other -> final segments (all but the last, unless ``final``) filtered
+        by minimum length."""
+        p = self.pend[k]
+        seg = _seg_cat([_seg_one(p, raw), raw]) if p is not None else raw
+        self.pend[k] = None
+        if seg["start"].size == 0:
             return seg
-        seg = _seg_take(seg, np.argsort(seg["f"], kind="stable"))
-        f, start, end = seg["f"], seg["start"], seg["end"]
-        first = np.ones(f.size, bool)
-        first[1:] = (f[1:] != f[:-1]) | (seg["blk"][1:] != seg["blk"][:-1]) | (start[1:] - end[:-1] > self.gap[f[1:]])
-        gi = np.flatnonzero(first)
-        last_member = np.append(gi[1:], f.size) - 1
-        groups = {"f": f[gi], "cid": seg["cid"][gi], "start": start[gi], "end": end[last_member],
-                  "vsum": np.add.reduceat(seg["vsum"], gi), "vmax": np.maximum.reduceat(seg["vmax"], gi),
-                  "n": np.add.reduceat(seg["n"], gi), "blk": seg["blk"][gi]}
-        if final:
-            keep = np.ones(gi.size, bool)
-            self.pend = _seg_empty(self.vdtype, self.sdtype)
-        else:
-            keep = np.ones(gi.size, bool)
-            keep[:-1] = groups["f"][1:] == groups["f"][:-1]  # the last group of a feature waits
-            keep[-1] = False
-            self.pend = _seg_take(groups, np.flatnonzero(~keep))
-        keep &= (groups["end"] - groups["start"]) >= self.min_length[groups["f"]]
-        return _seg_take(groups, np.flatnonzero(keep))
+        start, end, blk = seg["start"], seg["end"], seg["blk"]
+        join = (blk[1:] == blk[:-1]) & (start[1:] - end[:-1] <= self.gap[k])
+        if join.any():
+            gi = np.flatnonzero(np.concatenate(([True], ~join)))
+            last = np.append(gi[1:], start.size) - 1
+            seg = {"cid": seg["cid"][gi], "start": start[gi], "end": end[last], "vsum": np.add.reduceat(seg["vsum"], gi),
+                   "vmax": np.maximum.reduceat(seg["vmax"], gi), "n": np.add.reduceat(seg["n"], gi), "blk": blk[gi]}
+        if not final:  # the last one may absorb the next raw segment
+            self.pend[k] = {f: seg[f][-1] for f in _SEG_FIELDS}
+            seg = _seg_take(seg, slice(None, -1))
+        return _seg_take(seg, np.flatnonzero(seg["end"] - seg["start"] >= self.min_length[k]))
 
 
 def call_array(pos: np.ndarray, prob: np.ndarray, params: CallParams, batch_rows: Optional[int] = None):
@@ -515,28 +553,24 @@ def _call_features(dataset_dir: str, contigs: Sequence[str], feats: Sequence[str
             raise GenosegError(f"{dataset_dir}: positions on {bad!r} are not increasing")
         np.add.at(bases, fr.piece_cid, fr.piece_len)
         ends[fr.piece_cid] = fr.pos[np.cumsum(fr.piece_len) - 1] + 1
-        _spill(stream.feed(fr.pos, fr.codes, cid), seg_paths)
-    _spill(stream.finish(), seg_paths)
-    names = pa.array(list(contigs), pa.string())
+        _spill(stream.feed_features(fr.pos, fr.codes, cid), seg_paths)
+    _spill(stream.finish_features(), seg_paths)
+    names = textout.Table(contigs)
     out = {"features": {}, "bases": bases.tolist(), "ends": ends.tolist()}
     for f, seg, bed in zip(feats, seg_paths, bed_paths):
-        textout.write_bed_gz(seg, bed, names, f)
+        textout.write_bed_gz(seg, bed, contigs, f, names)
         bp = sum(int((r["end"] - r["start"]).sum()) for r in textout.segment_blocks(seg))
         out["features"][f] = {"count": textout.segment_count(seg), "bp": bp}
     return out
 
 
-def _spill(seg: dict, seg_paths: Sequence[str]) -> None:
-    """Append final segments (sorted by feature) to their features' segment files."""
-    if seg["f"].size == 0:
-        return
-    cuts = np.searchsorted(seg["f"], np.arange(len(seg_paths) + 1))
-    for k, path in enumerate(seg_paths):
-        a, b = cuts[k], cuts[k + 1]
-        if b > a:
-            rec = np.empty(b - a, textout.SEG_DTYPE)
+def _spill(segs: Sequence[dict], seg_paths: Sequence[str]) -> None:
+    """Append final segments (one dict per feature) to their features' segment files."""
+    for seg, path in zip(segs, seg_paths):
+        if seg["start"].size:
+            rec = np.empty(seg["start"].size, textout.SEG_DTYPE)
             for name in textout.SEG_DTYPE.names:
-                rec[name] = seg["vsum" if name == "qsum" else "vmax" if name == "qmax" else name][a:b]
+                rec[name] = seg["vsum" if name == "qsum" else "vmax" if name == "qmax" else name]
             textout.append_segments(path, rec)
 
 
@@ -548,10 +582,10 @@ def _write_gff3(path: str, seg_paths: Sequence[str], feats: Sequence[str], conti
     with open(path, "wb") as out:
         out.write(b"##gff-version 3\n")
         out.write("".join(f"##sequence-region {q} 1 {n}\n" for q, n in zip(seqids, sizes) if n > 0).encode())
-        types = pa.array([gff_escape(f) for f in feats], pa.string())
-        seqids_arr = pa.array(seqids, pa.string())
+        types = textout.Table([gff_escape(f) for f in feats])
+        seqid_table = textout.Table(seqids)
         for rec, f, ids in textout.merged_order(seg_paths):
-            out.write(textout.gff_lines(rec, f, ids, seqids_arr, source, types))
+            out.write(textout.gff_lines(rec, f, ids, seqid_table, source, types))
 
 
 def read_summary(calls_dir: str) -> Optional[dict]:

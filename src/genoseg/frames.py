@@ -60,36 +60,61 @@ def _contig_batches(dataset: str, contig: str, features: Sequence[str], batch_ro
 
 
 def iter_frames(dataset: str, contigs: Sequence[str], features: Sequence[str],
-                frame_rows: Optional[int] = None) -> Iterator[Frame]:
+                frame_rows: Optional[int] = None, align: Optional[int] = None) -> Iterator[Frame]:
     """Frames of about ``frame_rows`` rows over ``contigs`` (in that order), reading only
     the columns of ``features``. Small contigs are packed together; a long contig is cut
-    into several frames."""
+    into several frames. With ``align`` (< ``frame_rows``), a contig is cut only before a
+    position in another aligned tile of ``align`` bp than the row before it: no frame
+    splits a tile, so what is computed per tile does not depend on ``frame_rows``."""
     frame_rows = int(frame_rows or FRAME_ROWS)
+    if align is not None and not 0 < align < frame_rows:
+        raise ValueError(f"align={align} must be positive and below frame_rows={frame_rows}")
     pend: list[tuple[int, np.ndarray, np.ndarray]] = []
     npend = 0
 
-    def flush() -> Frame:
+    def flush(next_cid: int = -1, next_pos: int = -1) -> Frame:
+        """The pending rows as a frame; with ``align``, the rows of the tile that continues
+        at ``next_pos`` on contig ``next_cid`` stay pending."""
         nonlocal pend, npend
+        carry = []
+        if align is not None:
+            tile = next_pos // align
+            while pend and pend[-1][0] == next_cid and pend[-1][1][-1] // align == tile:
+                cid, pos, codes = pend.pop()
+                cut = int(np.searchsorted(pos // align, tile))
+                carry.insert(0, (cid, pos[cut:], codes[:, cut:]))
+                if cut:
+                    pend.append((cid, pos[:cut], codes[:, :cut]))
+                    break
         if len(pend) == 1:
-            cid, pos, codes = pend[0]
+            _, pos, codes = pend[0]
         else:
             pos = np.concatenate([p for _, p, _ in pend])
             codes = np.concatenate([c for _, _, c in pend], axis=1)
-        fr = Frame(pos, codes, np.array([c for c, _, _ in pend], np.int32),
-                   np.array([p.size for _, p, _ in pend], np.int64))
-        pend, npend = [], 0
-        return fr
+        cids = np.array([c for c, _, _ in pend], np.int32)
+        lens = np.array([p.size for _, p, _ in pend], np.int64)
+        if cids.size > 1:  # pieces of one contig (read in several batches) are one piece
+            first = np.flatnonzero(np.concatenate(([True], cids[1:] != cids[:-1])))
+            cids, lens = cids[first], np.add.reduceat(lens, first)
+        pend, npend = carry, sum(p.size for _, p, _ in carry)
+        return Frame(pos, codes, cids, lens)
 
+    full = False
     for cid, contig in enumerate(contigs):
-        for pos, codes in _contig_batches(dataset, contig, features, frame_rows):
+        # whole row groups: a frame then ends inside a batch, where the next row is known
+        for pos, codes in _contig_batches(dataset, contig, features, max(frame_rows, store.ROW_GROUP)):
             i = 0
             while i < pos.size:
+                if full:
+                    yield flush(cid, int(pos[i]))
                 take = min(pos.size - i, frame_rows - npend)
+                if align is not None and take < pos.size - i:  # the frame fills here: end it at a tile start
+                    t = pos[i:i + take + 1] // align
+                    take = int(np.searchsorted(t, t[-1])) or take  # 0: no tile starts here (flush carries)
                 pend.append((cid, pos[i:i + take], codes[:, i:i + take]))
                 npend += take
                 i += take
-                if npend >= frame_rows:
-                    yield flush()
+                full = npend >= frame_rows or i < pos.size
     if pend:
         yield flush()
 

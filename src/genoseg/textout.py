@@ -1,29 +1,44 @@
-"""Vectorised text output for calls: BED6 / GFF3 lines built column-wise with Arrow
-compute (no per-line Python), bgzip, and a vectorised BED reader.
+"""Vectorised text output for calls: BED6 / GFF3 lines built column by column with
+numpy (no per-line Python), bgzipped with ISA-L and tabix-indexed from what was
+written (no second pass over the file), and a vectorised BED reader.
 
 Segments travel between the calling pass and the writers as *segment files*: flat
 binary records (:data:`SEG_DTYPE`) appended as segments close, one file per feature,
 in contig-then-start order, read back in blocks (:func:`read_segments`). Memory is
 one block whatever the number of segments.
+
+Lines are formatted into a byte matrix, one row per line and fixed columns per field
+(numbers right-aligned, strings left-aligned, zero bytes as padding), then the padding
+is dropped (the text never holds a zero byte). BGZF (the blocked gzip of the SAM
+specification, which bgzip, tabix and htslib read) is written in blocks of 65,280 bytes
+deflated by ISA-L, and the ``.tbi`` (the TABIX format of the same specification: per
+contig, the bins of the UCSC binning scheme with chunks of virtual offsets, and a
+linear index of 16 kb windows) is built from each line's offsets as it is written.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterator, Optional, Sequence
+import struct
+import zlib
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .errors import GenosegError
+
+try:  # ISA-L: the same deflate streams, ~3x faster than zlib
+    from isal.isal_zlib import compress as _compress, crc32 as _crc32
+except ImportError:  # pragma: no cover
+    from zlib import compress as _compress, crc32 as _crc32
 
 #: One called segment: contig index, 0-based half-open [start, end), sum of the stored
 #: codes over the called bases, number of called bases, maximum code.
 SEG_DTYPE = np.dtype([("cid", "<i4"), ("start", "<i8"), ("end", "<i8"), ("qsum", "<i8"), ("n", "<i8"),
                       ("qmax", "u1")])
 
-BLOCK = 1 << 18  # records per formatted block
+BLOCK = 1 << 18  # records per block read from a segment file
 
 #: BGZF compression level of the calls BED files (level 1: ~4x faster than bgzip's
 #: default 6 for ~20 % larger files; calls files are small except on noise).
@@ -62,70 +77,307 @@ def milli_score(qsum: np.ndarray, n: np.ndarray, scale: int = 255) -> np.ndarray
     return k + up
 
 
-_MILLI = None
-_PROB = None
+# ----------------------------------------------------------------------- formatting
+class Table:
+    """Byte strings looked up by index (contig names, feature names, score texts) as a
+    zero-padded matrix."""
+
+    def __init__(self, items: Sequence[Union[str, bytes]]):
+        items = [x.encode() if isinstance(x, str) else bytes(x) for x in items]
+        self.lens = np.fromiter(map(len, items), np.int64, len(items))
+        flat = np.frombuffer(b"".join(items), np.uint8)
+        if (flat == 0).any():
+            raise GenosegError("a name to be written contains a NUL byte")
+        self.mat = np.zeros((len(items), max(int(self.lens.max(initial=0)), 1)), np.uint8)
+        row = np.repeat(np.arange(len(items)), self.lens)
+        self.mat[row, np.arange(flat.size) - np.repeat(np.cumsum(self.lens) - self.lens, self.lens)] = flat
 
 
-def _milli_text() -> pa.Array:
+_POW10 = 10 ** np.arange(20, dtype=np.uint64)
+_CACHE_BYTES = 1 << 20  # lines are formatted in pieces of about this many bytes
+
+
+def format_lines(fields: Sequence, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` text lines made of ``fields`` in order, each one of: ``bytes`` (the same
+    in every line), a non-negative integer array (written in decimal) or a pair
+    ``(Table, index array)``. Returns the text (uint8) and the length of each line."""
+    lengths = np.zeros(rows, np.int64)
+    widths = []
+    for f in fields:
+        if isinstance(f, bytes):
+            lengths += len(f)
+            widths.append(len(f))
+        elif isinstance(f, tuple):
+            w = f[0].lens[f[1]]
+            lengths += w
+            widths.append(int(w.max(initial=0)))
+        else:
+            nd = np.maximum(np.searchsorted(_POW10, np.asarray(f, np.uint64), side="right"), 1)
+            lengths += nd
+            widths.append(int(nd.max(initial=1)))
+    step = max(256, _CACHE_BYTES // max(sum(widths), 1))
+    parts = []
+    for r in range(0, rows, step):
+        M = np.zeros((min(step, rows - r), sum(widths)), np.uint8)
+        a = 0
+        for f, w in zip(fields, widths):
+            if isinstance(f, bytes):
+                M[:, a:a + w] = np.frombuffer(f, np.uint8)
+            elif isinstance(f, tuple):
+                M[:, a:a + w] = f[0].mat[f[1][r:r + step], :w]
+            else:
+                _put_digits(M, a, w, f[r:r + step])
+            a += w
+        parts.append(M[M != 0])
+    text = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+    return text, lengths
+
+
+def _put_digits(M: np.ndarray, a: int, w: int, x: np.ndarray) -> None:
+    """Decimal digits of ``x`` right-aligned in columns ``a .. a + w`` of ``M`` (the
+    positions before a number's first digit stay zero)."""
+    x = np.asarray(x)
+    v = x.astype(np.uint32 if x.size == 0 or int(x.max()) < 1 << 32 else np.uint64)
+    for j in range(w - 1, -1, -1):
+        q = v // 10
+        d = (v - q * 10).astype(np.uint8)
+        d += 48
+        if j < w - 1:
+            d *= v > 0  # nothing left of the number's first digit
+        M[:, a + j] = d
+        v = q
+
+
+def milli_text() -> Table:
     """``"0.000"`` .. ``"1.000"`` indexed by the milli score."""
-    global _MILLI
-    if _MILLI is None:
-        _MILLI = pa.array([f"{k // 1000}.{k % 1000:03d}" for k in range(1001)])
-    return _MILLI
+    return Table([f"{k // 1000}.{k % 1000:03d}" for k in range(1001)])
 
 
-def _prob_text() -> pa.Array:
+def prob_text() -> Table:
     """The probability of each code with 3 decimals (``q / 255``, as float32 decodes it)."""
-    global _PROB
-    if _PROB is None:
-        grid = np.arange(256, dtype=np.float32) / np.float32(255)
-        _PROB = pa.array([f"{float(v):.3f}\n" for v in grid])
-    return _PROB
+    grid = np.arange(256, dtype=np.float32) / np.float32(255)
+    return Table([f"{float(v):.3f}" for v in grid])
 
 
-def _ints(x: np.ndarray) -> pa.Array:
-    return pc.cast(pa.array(np.asarray(x, np.int64)), pa.string())
-
-
-def _joined_bytes(arr: pa.Array) -> memoryview:
-    """The concatenated values of a string array (no separators): its data buffer."""
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    if arr.null_count:
-        raise GenosegError("internal error: null in formatted text")
-    offsets = np.frombuffer(arr.buffers()[1], np.int32, count=len(arr) + 1, offset=4 * arr.offset)
-    return memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]] if len(arr) else memoryview(b"")
-
-
-def bed_lines(rec: np.ndarray, names: pa.Array, feature: str) -> memoryview:
+def bed_lines(rec: np.ndarray, names: Table, feature: str) -> tuple[np.ndarray, np.ndarray]:
     """BED6 text of segment records: chrom, start, end, name = feature,
-    score = round(mean probability x 1000), strand ``.``."""
-    chrom = names.take(pa.array(rec["cid"]))
-    score = _ints(milli_score(rec["qsum"], rec["n"]))
-    line = pc.binary_join_element_wise(chrom, _ints(rec["start"]), _ints(rec["end"]), feature, score, ".\n", "\t")
-    return _joined_bytes(line)
+    score = round(mean probability x 1000), strand ``.``. Returns text and line lengths."""
+    return format_lines([(names, rec["cid"]), b"\t", rec["start"], b"\t", rec["end"],
+                         b"\t" + feature.encode() + b"\t", milli_score(rec["qsum"], rec["n"]), b"\t.\n"],
+                        rec.size)
 
 
-def gff_lines(rec: np.ndarray, f: np.ndarray, ids: np.ndarray, seqids: pa.Array, source: str,
-              types: pa.Array) -> memoryview:
+def gff_lines(rec: np.ndarray, f: np.ndarray, ids: np.ndarray, seqids: Table, source: str,
+              types: Table) -> np.ndarray:
     """GFF3 feature lines (1-based closed) of segment records of several features:
     ``f`` feature index (into ``types``), ``ids`` 1-based number within the feature."""
-    ftype = types.take(pa.array(f))
-    score = _milli_text().take(pa.array(milli_score(rec["qsum"], rec["n"])))
-    attrs = pc.binary_join_element_wise("ID=", ftype, "_", _ints(ids), ";Name=", ftype, ";max_prob=",
-                                        _prob_text().take(pa.array(rec["qmax"])), "")
-    line = pc.binary_join_element_wise(seqids.take(pa.array(rec["cid"])), source, ftype, _ints(rec["start"] + 1),
-                                       _ints(rec["end"]), score, ".", ".", attrs, "\t")
-    return _joined_bytes(line)
+    text, _ = format_lines([(seqids, rec["cid"]), b"\t" + source.encode() + b"\t", (types, f), b"\t",
+                            rec["start"] + 1, b"\t", rec["end"], b"\t", (_MILLI, milli_score(rec["qsum"], rec["n"])),
+                            b"\t.\t.\tID=", (types, f), b"_", ids, b";Name=", (types, f), b";max_prob=",
+                            (_PROB, rec["qmax"]), b"\n"], rec.size)
+    return text
 
 
-def write_bed_gz(seg_path: str, out_path: str, names: pa.Array, feature: str) -> None:
-    """Segment file -> bgzipped BED (``out_path``) + its tabix index."""
-    import pysam
+_MILLI, _PROB = milli_text(), prob_text()
 
-    with pysam.BGZFile(out_path, f"wb{BGZF_LEVEL}") as out:
-        for rec in segment_blocks(seg_path):
-            out.write(bytes(bed_lines(rec, names, feature)))
-    pysam.tabix_index(out_path, preset="bed", force=True)
+
+# ----------------------------------------------------------------------- BGZF + tabix
+BGZF_BLOCK = 0xFF00  # uncompressed bytes per BGZF block, as bgzip
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+def _bgzf_member(raw, level: int) -> bytes:
+    """One BGZF block: a gzip member with the ``BC`` extra field giving its size."""
+    data = _compress(raw, level, wbits=-15)
+    if len(data) > 65536 - 26:  # incompressible: stored
+        c = zlib.compressobj(0, zlib.DEFLATED, -15)
+        data = c.compress(raw) + c.flush()
+    return (struct.pack("<4BI2BH2BHH", 0x1F, 0x8B, 8, 4, 0, 0, 0xFF, 6, 66, 67, 2, len(data) + 25) + data
+            + struct.pack("<II", _crc32(raw) & 0xFFFFFFFF, len(raw)))
+
+
+class BGZFWriter:
+    """Write a BGZF file. After :meth:`close`, :meth:`virtual` turns uncompressed
+    offsets into virtual offsets (compressed offset of the block << 16 | offset in it)."""
+
+    def __init__(self, path: str, level: int = BGZF_LEVEL):
+        self.fh = open(path, "wb")
+        self.level = level
+        self.pending = b""
+        self.sizes: list[int] = []
+        self.total = 0  # uncompressed bytes written
+
+    def write(self, data) -> None:
+        data = self.pending + (data.tobytes() if isinstance(data, np.ndarray) else bytes(data))
+        self.total = len(data) + BGZF_BLOCK * len(self.sizes)
+        full = len(data) - len(data) % BGZF_BLOCK
+        self._blocks(memoryview(data)[:full])
+        self.pending = data[full:]
+
+    def _blocks(self, mv) -> None:
+        blocks = [_bgzf_member(mv[a:a + BGZF_BLOCK], self.level) for a in range(0, len(mv), BGZF_BLOCK)]
+        self.sizes += map(len, blocks)
+        self.fh.write(b"".join(blocks))
+
+    def close(self) -> None:
+        if self.pending:
+            self._blocks(memoryview(self.pending))
+            self.pending = b""
+        self.fh.write(BGZF_EOF)
+        self.fh.close()
+
+    def virtual(self, u: np.ndarray) -> np.ndarray:
+        offsets = np.concatenate(([0], np.cumsum(self.sizes, dtype=np.int64)))
+        u = np.asarray(u, np.int64)
+        return (offsets[u // BGZF_BLOCK] << 16) | (u % BGZF_BLOCK)
+
+
+#: the largest position a ``.tbi`` can index (its bins cover 2^29 bp)
+TBI_MAX = 1 << 29
+
+
+def reg2bin(beg: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The UCSC/SAM bin (levels of 2^26 .. 2^14 bp) of each ``[beg, end)``."""
+    beg = np.asarray(beg, np.int64)
+    last = np.maximum(np.asarray(end, np.int64), beg + 1) - 1
+    out = np.zeros(beg.size, np.int64)
+    for shift, first in ((26, 1), (23, 9), (20, 73), (17, 585), (14, 4681)):  # smallest bin last
+        m = (beg >> shift) == (last >> shift)
+        out[m] = first + (beg[m] >> shift)
+    return out
+
+
+class TabixIndexer:
+    """The ``.tbi`` of a BED written through a :class:`BGZFWriter`, built from the lines
+    as they are written (:meth:`add`); memory grows with the bins and 16 kb windows
+    that hold lines, not with the lines."""
+
+    META_BIN = 37450  # per contig: (first, end) virtual offsets and (lines, 0)
+
+    def __init__(self):
+        self.chunks: list[np.ndarray] = []   # [contig << 16 | bin, first u, end u] of finished runs
+        self.open: Optional[list] = None     # the run of the last lines (may go on)
+        self.windows: list[np.ndarray] = []  # [contig << 32 | window, u of the first line over it]
+        self.refs: list[np.ndarray] = []     # [contig, first u, end u, lines] per contig piece
+
+    def add(self, ref: np.ndarray, beg: np.ndarray, end: np.ndarray, u0: np.ndarray, u1: np.ndarray) -> None:
+        """Lines in file order: contig ids ``ref`` (never decreasing), 0-based ``[beg,
+        end)``, uncompressed offsets of their starts ``u0`` and ends ``u1``."""
+        if ref.size == 0:
+            return
+        ref = np.asarray(ref, np.int64)
+        # chunks: runs of lines in the same bin
+        key = (ref << 16) | reg2bin(beg, end)
+        first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+        last = np.append(first[1:], key.size) - 1
+        runs = np.stack([key[first], u0[first], u1[last]], 1)
+        if self.open is not None:
+            if self.open[0] == runs[0, 0]:
+                runs[0, 1] = self.open[1]
+            else:
+                self.chunks.append(np.array([self.open], np.int64))
+        self.chunks.append(runs[:-1])
+        self.open = runs[-1].tolist()
+        r0 = np.flatnonzero(np.concatenate(([True], ref[1:] != ref[:-1])))
+        r1 = np.append(r0[1:], ref.size)
+        self.refs.append(np.stack([ref[r0], u0[r0], u1[r1 - 1], r1 - r0], 1))
+        # linear index: the first line over each 16 kb window
+        w0 = np.asarray(beg, np.int64) >> 14
+        nw = ((np.maximum(np.asarray(end, np.int64), beg + 1) - 1) >> 14) - w0 + 1
+        line = np.repeat(np.arange(ref.size), nw)
+        wkey = (ref[line] << 32) | (w0[line] + np.arange(line.size) - np.repeat(np.cumsum(nw) - nw, nw))
+        _, firsts = np.unique(wkey, return_index=True)
+        self.windows.append(np.stack([wkey[firsts], u0[line[firsts]]], 1))
+
+    def write(self, path: str, names: Sequence[str], bgzf: BGZFWriter) -> None:
+        """Write the ``.tbi`` for the BED columns (UCSC 0-based ``chrom start end``,
+        comment ``#``); ``names``: contig names by id; ``bgzf``: the closed writer."""
+        if self.open is not None:
+            self.chunks.append(np.array([self.open], np.int64))
+            self.open = None
+        refs = np.concatenate(self.refs) if self.refs else np.zeros((0, 4), np.int64)
+        ids, at = np.unique(refs[:, 0], return_index=True)
+        ends = np.append(at[1:], refs.shape[0])[:at.size] - 1
+        lines = np.add.reduceat(refs[:, 3], at) if at.size else np.zeros(0, np.int64)
+        meta_key = (ids << 16) | self.META_BIN
+        ch = np.concatenate(self.chunks) if self.chunks else np.zeros((0, 3), np.int64)
+        ch = np.concatenate([np.stack([ch[:, 0], bgzf.virtual(ch[:, 1]), bgzf.virtual(ch[:, 2])], 1),
+                             np.stack([meta_key, bgzf.virtual(refs[at, 1]), bgzf.virtual(refs[ends, 2])], 1),
+                             np.stack([meta_key, lines, np.zeros_like(lines)], 1)])
+        ch = ch[np.argsort(ch[:, 0], kind="stable")]  # by contig, bin; file order within a bin
+        wk = np.concatenate(self.windows) if self.windows else np.zeros((0, 2), np.int64)
+        _, firsts = np.unique(wk[:, 0], return_index=True)  # the first line over a window wins
+        wk = wk[firsts]
+        body = b"" if ids.size == 0 else _tbi_body(  # no lines: no contigs
+            np.searchsorted(ids, ch[:, 0] >> 16), ch[:, 0] & 0xFFFF, ch[:, 1], ch[:, 2],
+            np.searchsorted(ids, wk[:, 0] >> 32), wk[:, 0] & 0xFFFFFFFF, bgzf.virtual(wk[:, 1]), ids.size)
+        nm = b"".join(names[r].encode() + b"\0" for r in ids.tolist())
+        out = BGZFWriter(path)
+        out.write(struct.pack("<4s8i", b"TBI\x01", ids.size, 0x10000, 1, 2, 3, ord("#"), 0, len(nm)) + nm + body)
+        out.close()
+
+
+def _tbi_body(cref, cbin, cbeg, cend, wref, wwin, woff, nref: int) -> bytes:
+    """The per-contig part of a ``.tbi``: for each contig (0 .. nref - 1) its bins with
+    their chunks ``[cbeg, cend)`` (rows sorted by contig, bin), then its linear index:
+    windows 0 .. the last with a line, ``woff`` the virtual offset of the first line
+    over window ``wwin`` of contig ``wref``; the windows without one take the offset of
+    the window before (the contig's first line for those before any). Laid out in
+    32-bit words without a loop over contigs."""
+    first = np.flatnonzero(np.concatenate(([True], (cref[1:] != cref[:-1]) | (cbin[1:] != cbin[:-1]))))
+    nch = np.diff(np.append(first, cref.size))
+    bref = cref[first]
+    bwords = 2 + 4 * nch
+    ref_bwords = np.bincount(bref, weights=bwords, minlength=nref).astype(np.int64)
+    nint = np.zeros(nref, np.int64)
+    np.maximum.at(nint, wref, wwin + 1)
+    rwords = 2 + ref_bwords + 2 * nint
+    roff = np.cumsum(rwords) - rwords
+    out = np.zeros(int(rwords.sum()), np.uint32)
+    out[roff] = np.bincount(bref, minlength=nref)
+    bx = np.cumsum(bwords) - bwords
+    boff = roff[bref] + 1 + bx - bx[np.searchsorted(bref, bref)]
+    out[boff], out[boff + 1] = cbin[first], nch
+    coff = np.repeat(boff + 2, nch) + 4 * (np.arange(cref.size) - np.repeat(first, nch))
+    for j, v in enumerate((cbeg, cend)):
+        out[coff + 2 * j], out[coff + 2 * j + 1] = v & 0xFFFFFFFF, v >> 32
+    out[roff + 1 + ref_bwords] = nint
+    # every window: its own first line, else the one of the window before
+    wbase = np.cumsum(nint) - nint
+    val = np.full(int(nint.sum()), -1, np.int64)
+    val[wbase[wref] + wwin] = woff
+    src = np.where(val >= 0, np.arange(val.size), -1)
+    np.maximum.accumulate(src, out=src)
+    filled = val[np.maximum(src, 0)]
+    lead = src < np.repeat(wbase, nint)  # before the contig's first window with a line
+    first_known = woff[np.unique(wref, return_index=True)[1]]  # rows sorted by contig, window
+    filled[lead] = first_known[np.repeat(np.arange(nref), nint)[lead]]
+    at = np.repeat(roff + 2 + ref_bwords, nint) + 2 * (np.arange(filled.size) - np.repeat(wbase, nint))
+    out[at], out[at + 1] = filled & 0xFFFFFFFF, filled >> 32
+    return out.tobytes()
+
+
+def write_bed_gz(seg_path: str, out_path: str, names: Sequence[str], feature: str,
+                 table: Optional[Table] = None) -> None:
+    """Segment file -> bgzipped BED (``out_path``) + its tabix index (``.tbi``);
+    ``names``: contig names by index (``table``: the same as a :class:`Table`)."""
+    table = table or Table(names)
+    bgzf = BGZFWriter(out_path)
+    index = TabixIndexer()
+    longest = 0
+    for rec in segment_blocks(seg_path):
+        text, lengths = bed_lines(rec, table, feature)
+        u1 = bgzf.total + np.cumsum(lengths)
+        index.add(rec["cid"], rec["start"], rec["end"], u1 - lengths, u1)
+        longest = max(longest, int(rec["end"].max(initial=0)))
+        bgzf.write(text)
+    bgzf.close()
+    if longest <= TBI_MAX:
+        index.write(out_path + ".tbi", names, bgzf)
+    else:  # past what a .tbi can hold (contigs over 512 Mb): htslib's CSI index instead
+        import pysam
+
+        pysam.tabix_index(out_path, preset="bed", force=True, csi=True)
 
 
 def merged_order(seg_paths: Sequence[str], block: int = BLOCK) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

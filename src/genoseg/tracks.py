@@ -71,46 +71,25 @@ def sizes_from_dataset(dataset_dir: str) -> dict[str, int]:
     return {c: e for c, e in frames.predicted_ends(dataset_dir, store.list_contigs(dataset_dir)).items() if e > 0}
 
 
-#: float value written for each stored code (``q / 255`` as the store decodes it).
-_VALUES = store.dequantize(np.arange(256, dtype=np.uint8))
-
-
-def _write_piece(bw, cid: int, pos: np.ndarray, q: np.ndarray) -> int:
-    """Entries of one feature over consecutive rows of one contig: runs of equal codes as
-    bedGraph entries where that compresses (flat stretches: the usual case), else
-    fixed-step (span 1) values per contiguous block. Returns the number of entries."""
-    n = pos.size
-    gap = np.diff(pos) != 1
-    brk = np.flatnonzero(gap | (q[1:] != q[:-1])) + 1
-    if (brk.size + 1) * 3 <= n:
-        first = np.concatenate(([0], brk))
-        last = np.append(brk, n) - 1
-        bw.add_runs(cid, pos[first], pos[last] + 1, _VALUES[q[first]])
-        return int(first.size)
-    cuts = np.concatenate(([0], np.flatnonzero(gap) + 1, [n]))
-    vals = _VALUES[q]
-    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
-        bw.add_fixed(cid, int(pos[a]), vals[a:b])
-    return n
-
-
 def _write_group(dataset_dir, tmp, feats, names, header, contigs, batch_rows) -> tuple[int, int]:
     """Write the bigWigs of ``feats`` into ``tmp``: one pass over the dataset (contigs in
-    header order). Returns (bases, entries)."""
-    from .bigwig import BigWigWriter
+    header order), each frame's row structure computed once for all features. Returns
+    (bases, entries)."""
+    from .bigwig import CELL, BigWigWriter, Header, Layout
 
-    header_id = {c: i for i, (c, _) in enumerate(header)}
-    ids = [header_id[c] for c in contigs]
+    hdr = Header(header)
+    by_name = {c: i for i, (c, _) in enumerate(header)}
+    ids = np.array([by_name[c] for c in contigs], np.int64)
+    frame_rows = int(batch_rows or frames.FRAME_ROWS)
     bases = entries = 0
-    bws = [BigWigWriter(os.path.join(tmp, names[f]), header) for f in feats]
+    bws = [BigWigWriter(os.path.join(tmp, names[f]), hdr, scale=store.SCALE) for f in feats]
     try:
-        for fr in frames.iter_frames(dataset_dir, contigs, feats, batch_rows):
+        for fr in frames.iter_frames(dataset_dir, contigs, feats, frame_rows,
+                                     align=CELL if frame_rows > CELL else None):
             bases += fr.n
-            ends = np.cumsum(fr.piece_len)
-            for cid, a, b in zip(fr.piece_cid.tolist(), (ends - fr.piece_len).tolist(), ends.tolist()):
-                pos = fr.pos[a:b]
-                for k, bw in enumerate(bws):
-                    entries += _write_piece(bw, ids[cid], pos, fr.codes[k, a:b])
+            lay = Layout(fr.pos, ids[fr.piece_cid], fr.piece_len, hdr.reductions[0])
+            for k, bw in enumerate(bws):
+                entries += bw.add(lay, fr.codes[k])
         for bw in bws:
             bw.close()
     except BaseException:

@@ -1,5 +1,6 @@
-// Demo genome: a deterministic synthetic genome with planted elements and its truth GFF3
-// (used by -profile test, or whenever --simulate_seed is given instead of a FASTA).
+// Demo genome: a deterministic synthetic genome with planted elements, its truth GFF3
+// (feature names as types) and its gene models (gene/mRNA/exon/CDS) (used by -profile
+// test, or whenever --simulate_seed is given instead of a FASTA).
 process GENOSEG_SIMULATE {
     tag "${meta.id}"
     label 'process_single'
@@ -9,7 +10,7 @@ process GENOSEG_SIMULATE {
 
     output:
     tuple val(meta), path("sim/genome.fa"), emit: fasta
-    tuple val(meta), path("sim/truth.gff3"), emit: truth
+    tuple val(meta), path("sim/truth.gff3"), path("sim/truth_genes.gff3"), emit: truth
     path "versions.yml"                    , emit: versions
 
     when:
@@ -34,6 +35,7 @@ process GENOSEG_SIMULATE {
     mkdir -p sim
     printf '>chr1\\nACGT\\n' > sim/genome.fa
     printf '##gff-version 3\\n' > sim/truth.gff3
+    printf '##gff-version 3\\n' > sim/truth_genes.gff3
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -30,6 +30,6 @@ workflow PREPARE_GENOME {
 
     emit:
     genome   = GENOSEG_PREPARE.out.genome.first()   // value channel: [ meta, fasta, fai ]
-    truth    = ch_truth                            // channel: [ meta, truth.gff3 ] (simulated genomes only)
+    truth    = ch_truth                            // channel: [ meta, truth.gff3, truth_genes.gff3 ] (simulated genomes only)
     versions = ch_versions                         // channel: versions.yml
 }

@@ -133,6 +133,18 @@ def weightsChecksum(model_dir) {
     return record.text.digest('SHA-256')
 }
 
+// Whether the gene-model step runs for a backbone's predictions: not with --genes false,
+// otherwise when the model predicts exons or introns (as `genoseg annotate` decides),
+// read from the dataset's index (_genoseg.json features).
+def decodesGenes(params, predictions) {
+    if (!params.genes) {
+        return false
+    }
+    def index = predictions.resolve('_genoseg.json')
+    def features = index.exists() ? (new groovy.json.JsonSlurper().parseText(index.text).features ?: []) : []
+    return ('exon' in features) || ('intron' in features)
+}
+
 // The plan's chunk files -> one predict input per chunk, in chunk order:
 // [ meta + [chunk: 'chunk_NNNNN'], chunk_NNNNN.json, chunk_NNNNN.fa.gz, [ its .fai/.gzi ] ]
 def chunkInputs(meta, files) {
