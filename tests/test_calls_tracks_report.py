@@ -593,3 +593,43 @@ def test_bed_writer_and_tabix_index_match_htslib(tmp_path):
     assert os.path.exists(str(out) + ".csi") and not os.path.exists(str(out) + ".tbi")
     with pysam.TabixFile(str(out), index=str(out) + ".csi") as t:
         assert [ln.split("\t")[1] for ln in t.fetch("chrL", textout.TBI_MAX, textout.TBI_MAX + 1)] == [str(textout.TBI_MAX)]
+
+
+def test_report_call_statistics_match_a_plain_count_across_many_contigs():
+    """CallStats keeps per-contig figures in arrays over one shared contig table (10^5
+    scaffolds x 14 features must not mean 10^6 dict entries): the last ends and the
+    busiest windows equal a plain per-call count, ties broken in genome order."""
+    import pyarrow as pa
+
+    from genoseg import report
+
+    rng = np.random.default_rng(5)
+    names = [f"s{i}" for i in range(300)]
+    contigs = report.ContigIds()
+    stats, calls = {}, []
+    for f in range(3):
+        st = stats[f"f{f}"] = report.CallStats(1000, contigs)
+        for _ in range(4):  # batches mixing contigs, in any order
+            n = 400
+            c = rng.choice(names[: 100 * (f + 1)], n)
+            s = rng.integers(0, 5000, n)
+            e = s + rng.integers(1, 300, n)
+            st.add(pa.record_batch([pa.array(c), pa.array(s), pa.array(e), pa.array(rng.integers(0, 1000, n))],
+                                   names=["chrom", "start", "end", "score"]))
+            calls += list(zip(c.tolist(), s.tolist(), e.tolist()))
+    ends: dict = {}
+    windows: dict = {}
+    for c, s, e in calls:
+        ends[c] = max(ends.get(c, 0), e)
+        windows[(c, s // 1000)] = windows.get((c, s // 1000), 0) + 1
+    merged: dict = {}
+    for st in stats.values():
+        for c, e in st.ends.items():
+            merged[c] = max(merged.get(c, 0), e)
+    assert merged == ends
+    sizes = {c: ends.get(c, 0) + 10 for c in names[::-1]}  # genome order: reversed names
+    rank = {c: i for i, c in enumerate(sizes)}
+    best = sorted(windows.items(), key=lambda kv: (-kv[1], rank[kv[0][0]], kv[0][1]))[:5]
+    want = [(c, b * 1000, min((b + 1) * 1000, sizes[c])) for (c, b), _ in best]
+    assert report.default_regions(stats, sizes, n=5, width=1000) == want
+    assert report.default_regions({}, sizes) == []

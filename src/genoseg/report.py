@@ -98,18 +98,43 @@ def _timings_rows(t) -> list[tuple[str, float]]:
     return rows
 
 
+_BIN_BITS = 40  # window keys: contig id << 40 | window index
+
+
+class ContigIds:
+    """Contig names interned as small integers, shared by every feature's
+    :class:`CallStats`, so that per-contig figures are numpy arrays rather than one
+    dict entry per feature and contig (10^5 scaffolds x 14 features)."""
+
+    def __init__(self, names: Iterable[str] = ()):
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.ids(list(names))
+
+    def ids(self, names: Sequence[str]) -> np.ndarray:
+        out = np.empty(len(names), np.int64)
+        for i, n in enumerate(names):
+            j = self.index.get(n)
+            if j is None:
+                j = self.index[n] = len(self.names)
+                self.names.append(n)
+            out[i] = j
+        return out
+
+
 class CallStats:
     """One feature's calls, summarised while streaming its BED once: count, bp, score sum,
     the distinct lengths with their counts, the last end per contig and the number of
-    calls starting in each ``width`` bp window. Memory grows with the distinct lengths and
-    windows, not with the number of calls."""
+    calls starting in each ``width`` bp window. Memory grows with the distinct lengths,
+    contigs and windows, not with the number of calls."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, contigs: Optional[ContigIds] = None):
         self.width = int(width)
+        self.contigs = contigs if contigs is not None else ContigIds()
         self.count = self.bp = self.score_sum = 0
         self._lengths: list[tuple[np.ndarray, np.ndarray]] = []
-        self.ends: dict[str, int] = {}
-        self.windows: dict[tuple[str, int], int] = {}
+        self._ends = np.zeros(0, np.int64)  # by contig id
+        self._windows: list[tuple[np.ndarray, np.ndarray]] = []  # (keys, counts)
 
     def add(self, batch) -> None:
         import pyarrow.compute as pc
@@ -124,16 +149,23 @@ class CallStats:
         if len(self._lengths) > 32:
             self._lengths = [self.lengths()]
         enc = pc.dictionary_encode(batch.column(0))
-        names = enc.dictionary.to_pylist()
-        idx = enc.indices.to_numpy()
-        last = np.zeros(len(names), np.int64)
-        np.maximum.at(last, idx, e)
-        for c, x in zip(names, last.tolist()):
-            self.ends[c] = max(self.ends.get(c, 0), x)
-        keys, cnt = np.unique((idx.astype(np.int64) << 40) | (s // self.width), return_counts=True)
-        for k, c in zip(keys.tolist(), cnt.tolist()):
-            key = (names[k >> 40], k & ((1 << 40) - 1))
-            self.windows[key] = self.windows.get(key, 0) + c
+        cid = self.contigs.ids(enc.dictionary.to_pylist())[enc.indices.to_numpy()]
+        if self._ends.size < len(self.contigs.names):
+            self._ends = np.concatenate([self._ends, np.zeros(len(self.contigs.names) - self._ends.size, np.int64)])
+        np.maximum.at(self._ends, cid, e)
+        self._windows.append(np.unique((cid << _BIN_BITS) | (s // self.width), return_counts=True))
+        if len(self._windows) > 32:
+            self._windows = [self.window_counts()]
+
+    @property
+    def ends(self) -> dict[str, int]:
+        """Last call end per contig (bp), for the contigs with calls."""
+        has = np.flatnonzero(self._ends)
+        return {self.contigs.names[i]: int(self._ends[i]) for i in has.tolist()}
+
+    def window_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keys (contig id << 40 | window index, increasing) and the calls starting in each."""
+        return _sum_by_key(self._windows)
 
     def lengths(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct call lengths (bp, increasing) and how many calls have each."""
@@ -158,10 +190,11 @@ def _calls_table(calls_dir: str, features: Sequence[str], width: int = 20_000) -
     from .textout import iter_bed
 
     out = {}
+    contigs = ContigIds()
     for f in features:
         p = os.path.join(calls_dir, escape_name(f) + ".bed.gz")
         if os.path.exists(p):
-            st = CallStats(width)
+            st = CallStats(width, contigs)
             for batch in iter_bed(p, ("chrom", "start", "end", "score")):
                 st.add(batch)
             out[f] = st
@@ -403,16 +436,34 @@ def _df_table(df) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def default_regions(windows: Mapping[tuple[str, int], int], sizes: Mapping[str, int], n: int = 3,
+def _sum_by_key(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, counts) pairs summed per distinct key (keys increasing)."""
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    keys = np.concatenate([k for k, _ in parts])
+    u, inv = np.unique(keys, return_inverse=True)
+    return u, np.bincount(inv, weights=np.concatenate([c for _, c in parts]), minlength=u.size).astype(np.int64)
+
+
+def default_regions(calls: Mapping[str, CallStats], sizes: Mapping[str, int], n: int = 3,
                     width: int = 20_000) -> list[Region]:
     """The ``n`` windows of ``width`` bp (aligned, one per window) holding the most calls
-    (``windows``: (contig, window index) -> calls starting there, all features together),
-    ties broken by genome order."""
-    rank = {c: i for i, c in enumerate(sizes)}
-    best = sorted(windows.items(), key=lambda kv: (-kv[1], rank.get(kv[0][0], len(rank)), kv[0][1]))
+    of all features together, ties broken by genome order (the order of ``sizes``)."""
+    stats = list(calls.values())
+    if not stats:
+        return []
+    keys, counts = _sum_by_key([st.window_counts() for st in stats])
+    if not keys.size:
+        return []
+    names = stats[0].contigs.names  # one ContigIds for all features (_calls_table)
+    order = {c: i for i, c in enumerate(sizes)}
+    rank = np.array([order.get(c, len(order)) for c in names], np.int64)
+    cid, b = keys >> _BIN_BITS, keys & ((1 << _BIN_BITS) - 1)
+    best = np.lexsort((b, rank[cid], -counts))[:n]
     out = []
-    for (c, b), _ in best[:n]:
-        out.append((c, b * width, min((b + 1) * width, sizes.get(c, (b + 1) * width))))
+    for c, w in zip(cid[best].tolist(), b[best].tolist()):
+        name = names[c]
+        out.append((name, w * width, min((w + 1) * width, sizes.get(name, (w + 1) * width))))
     return out
 
 
@@ -799,11 +850,7 @@ def _tracks_section(run: _Run, regions: list, region_width: int) -> str:
     H = ["<h2>Probability tracks</h2>"]
     features = run.features
     if not regions and run.calls:
-        windows: dict[tuple[str, int], int] = {}
-        for st in run.calls.values():
-            for key, k in st.windows.items():
-                windows[key] = windows.get(key, 0) + k
-        regions = default_regions(windows, run.sizes, width=region_width)
+        regions = default_regions(run.calls, run.sizes, width=region_width)
         if regions:
             H.append('<p class="note">Regions with the most calls (all features).</p>')
     if not regions:
