@@ -114,6 +114,8 @@ class Layout:
     def __init__(self, pos: np.ndarray, piece_cid: np.ndarray, piece_len: np.ndarray, reduction: int):
         n = pos.size
         self.pos = pos
+        self.pos32 = pos.astype(np.uint32)  # bigWig coordinates are 32-bit
+        self.pos32_end = self.pos32 + np.uint32(1)
         self.n = n
         self.piece_row = np.cumsum(piece_len) - piece_len  # first row of each contig piece
         self.piece_cid = np.asarray(piece_cid, np.int64)
@@ -239,8 +241,8 @@ def _zoom_records(rec: dict, scale: float) -> np.ndarray:
     out["cid"], out["start"], out["end"], out["count"] = rec["cid"], rec["start"], rec["end"], rec["count"]
     lut = np.arange(256, dtype=np.float32) / np.float32(scale)
     out["min"], out["max"] = lut[rec["min"]], lut[rec["max"]]
-    out["sum"] = rec["s1"] / scale
-    out["sumsq"] = rec["s2"] / (scale * scale)
+    np.divide(rec["s1"], scale, out=out["sum"], casting="unsafe")  # float64 quotient, rounded once
+    np.divide(rec["s2"], scale * scale, out=out["sumsq"], casting="unsafe")
     return out
 
 
@@ -289,15 +291,20 @@ class BigWigWriter:
         np.not_equal(q[1:], q[:-1], out=start[1:])
         start |= lay.icut  # runs of equal codes within a block and a cell
         rows = np.diff(np.append(lay.cell_row, n))
-        nruns = np.add.reduceat(start.view(np.uint8), lay.cell_row, dtype=np.int64)  # per cell
+        short = np.count_nonzero(start) * 2 > n  # short runs (noise): sums base by base are cheaper
+        if short:  # runs per cell (every cell start is a run start)
+            nruns = np.add.reduceat(start.view(np.uint8), lay.cell_row, dtype=np.int64)
+        else:
+            first = np.flatnonzero(start)
+            nruns = np.diff(np.append(np.searchsorted(first, lay.cell_row), first.size))
         bedgraph = nruns * 3 <= rows
-        short = int(nruns.sum()) * 2 > n  # short runs (noise): sums base by base are cheaper
         if short:
             self._summarise_bases(lay, q)
         if short and not bedgraph.any():  # no run needed
             parts = [self._fixed_sections(lay, q, bedgraph)]
         else:
-            first = np.flatnonzero(start)
+            if short:
+                first = np.flatnonzero(start)
             code = q[first]
             end = np.empty_like(first)
             end[:-1], end[-1] = first[1:], n
@@ -354,9 +361,12 @@ class BigWigWriter:
             first, end, code, nruns = first[keep], end[keep], code[keep], nruns[bedgraph]
         m = first.size
         items = np.empty(m, _BEDGRAPH)
-        items["start"], items["end"], items["value"] = lay.pos[first], lay.pos[end - 1] + 1, self.lut[code]
+        cols = items.view(np.uint32).reshape(m, 3)  # gathered straight into the entries
+        np.take(lay.pos32, first, out=cols[:, 0])
+        np.take(lay.pos32_end, end - 1, out=cols[:, 1])
+        np.take(self.lut.view(np.uint32), code, out=cols[:, 2])
         s, e = _split(np.cumsum(nruns) - nruns, nruns, ITEMS_PER_SLOT)
-        return {"row": first[s], "cid": lay.cid(first[s]), "start": items["start"][s], "end": items["end"][e - 1],
+        return {"row": first[s], "cid": lay.cid(first[s]), "start": cols[s, 0], "end": cols[e - 1, 1],
                 "at": s, "count": e - s, "type": _BEDGRAPH_TYPE, "payload": items}
 
     def _fixed_sections(self, lay: Layout, q: np.ndarray, bedgraph: np.ndarray) -> dict:
