@@ -9,7 +9,9 @@ windows). The contiguous case is the same number of bases in ``--contiguous-cont
 contigs, measured in the same run.
 
 Each step runs in its own child process, which reports its wall time and peak RSS
-(VmHWM; the peak of the step's worker processes, if any, is reported apart): ``plan`` (the CLI, chunk
+(VmHWM; the peak of the step's worker processes, if any, is reported apart) and its CPU
+seconds (user + system, threads and workers included: bases per CPU second is the
+figure that holds on a shared machine): ``plan`` (the CLI, chunk
 sizing by its defaults unless ``--windows-per-chunk``), ``predict`` (every chunk,
 ``predict_chunk`` with the fake model, as annotate does), ``collect``, ``call``,
 ``tracks`` and ``report`` (the CLI commands), and ``read`` (``store.iter_dataset``
@@ -161,6 +163,8 @@ def child_main(step: str, work: str, a) -> None:
     t0 = time.perf_counter()
     out = globals()["step_" + step](work, a)
     out["seconds"] = time.perf_counter() - t0
+    ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    out["cpu_seconds"] = sum(r.ru_utime + r.ru_stime for r in ru)  # incl. start-up and workers
     out["peak_rss_mb"] = peak_rss_mb()
     out["workers_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(out))
@@ -192,8 +196,10 @@ def run_case(name: str, records: list[tuple[str, int]], a, steps: list[str]) -> 
     for step in steps:
         r = run_child(step, work, a)
         r["mb_per_s"] = bases / r["seconds"] / 1e6
+        r["mb_per_cpu_s"] = bases / r["cpu_seconds"] / 1e6
         res["steps"][step] = r
-        print(f"  {name:11s} {step:8s} {r['seconds']:8.1f} s  {r['mb_per_s']:7.2f} Mb/s  peak RSS "
+        print(f"  {name:11s} {step:8s} {r['seconds']:8.1f} s  {r['mb_per_s']:7.2f} Mb/s  "
+              f"{r['cpu_seconds']:8.1f} CPU s  {r['mb_per_cpu_s']:7.2f} Mb/CPU s  peak RSS "
               f"{r['peak_rss_mb']:7.0f} MB" + (f" (workers {r['workers_peak_rss_mb']:.0f} MB)"
                                                if r["workers_peak_rss_mb"] > 1 else ""), file=sys.stderr)
     ds = os.path.join(work, "out", "segment_nt", "predictions")

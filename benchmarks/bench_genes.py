@@ -12,7 +12,8 @@ baseline of the same run; ``--repeats`` runs each, medians reported.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/bench_genes.py [--length 100000000] [--threads 2] [--repeats 1] [--json]
+    PYTHONPATH=src python benchmarks/bench_genes.py [--length 100000000] [--threads 2] [--repeats 1]
+        [--steps genes,genes-threads,call,tracks] [--work DIR] [--json]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "src"))
 
 BLOCK = 1_000_000
+STEPS = ("genes", "genes-threads", "call", "tracks")
 
 
 def make_genome(work: str, length: int, contigs: int = 4, seed: int = 0) -> tuple[str, str]:
@@ -110,8 +112,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--work", default=None, help="where the genome and dataset are built (default: a temp dir)")
+    ap.add_argument("--steps", default="genes,genes-threads,call,tracks",
+                    help="comma-separated subset of genes,genes-threads,call,tracks (call on the fake model's "
+                         "noise writes millions of segments: more than 5 GB at 100 Mb; skip it where disk is short)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    wanted = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(STEPS))
+    if unknown:
+        ap.error(f"--steps: unknown {', '.join(unknown)} (choose from {', '.join(STEPS)})")
     import tempfile
 
     work = args.work or tempfile.mkdtemp(prefix="bench-genes-")
@@ -122,13 +131,14 @@ def main() -> None:
     bases = sum(store.read_metadata(ddir)["rows"].values())
     print(f"genome: {args.length:,} bp, {bases:,} predicted bases; built in {time.perf_counter() - t0:.0f} s",
           file=sys.stderr)
-    steps = {
-        "genes (1 thread)": ["genes", "--predictions", ddir, "--fasta", fasta, "--threads", "1"],
-        f"genes ({args.threads} threads)": ["genes", "--predictions", ddir, "--fasta", fasta,
-                                            "--threads", str(args.threads)],
-        "call": ["call", "--predictions", ddir],
-        "tracks": ["tracks", "--predictions", ddir, "--fasta", fasta],
+    all_steps = {
+        "genes": ("genes (1 thread)", ["genes", "--predictions", ddir, "--fasta", fasta, "--threads", "1"]),
+        "genes-threads": (f"genes ({args.threads} threads)", ["genes", "--predictions", ddir, "--fasta", fasta,
+                                                              "--threads", str(args.threads)]),
+        "call": ("call", ["call", "--predictions", ddir]),
+        "tracks": ("tracks", ["tracks", "--predictions", ddir, "--fasta", fasta]),
     }
+    steps = dict(all_steps[s] for s in wanted)
     # one warm-up genes run on a small contig compiles (and caches) the numba kernel
     run_child(["genes", "--predictions", ddir, "--fasta", fasta, "--contigs", "chr1", "--outdir",
                os.path.join(work, "warmup"), "--overwrite"])

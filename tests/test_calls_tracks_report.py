@@ -20,7 +20,7 @@ from genoseg.features import PUBLISHED_FEATURES
 FEATURES = ["exon", "splice_donor", "5UTR", "CTCF-bound"]
 
 
-def write_dataset(outdir, contigs, features=FEATURES, backbone="segment_nt"):
+def write_dataset(outdir, contigs, features=FEATURES, backbone="segment_nt", **meta):
     """Build ``outdir/<backbone>/predictions`` with the store's own writer.
 
     ``contigs``: name -> (pos int [n], q uint8 [n, F]). Returns the dataset directory.
@@ -28,7 +28,7 @@ def write_dataset(outdir, contigs, features=FEATURES, backbone="segment_nt"):
     ddir = store.dataset_dir(str(outdir), backbone)
     store.write_arrays(ddir, list(features), backbone,
                        {name: (np.asarray(pos, np.int64), np.asarray(q, np.uint8)) for name, (pos, q) in contigs.items()},
-                       overwrite=True)
+                       overwrite=True, **meta)
     return ddir
 
 
@@ -246,7 +246,8 @@ def test_report_self_contained_and_escaped(tmp_path):
 
     odd = "<script>alert(1)</script>"
     out = tmp_path / "out"
-    ddir = write_dataset(out, {odd: synthetic(600, seed=11), "chr2": synthetic(300, seed=12)})
+    ddir = write_dataset(out, {odd: synthetic(600, seed=11), "chr2": synthetic(300, seed=12)},
+                         device="gpu: <H100> 80 GiB")
     bdir = os.path.dirname(ddir)
     s = calls.call_dataset(ddir, os.path.join(bdir, "calls"))
     plan = tmp_path / "plan.json"
@@ -266,6 +267,7 @@ def test_report_self_contained_and_escaped(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in doc and "/x/&lt;genome&gt;.fa" in doc
     for f, v in s["features"].items():  # per-feature counts in the calls table
         assert re.search(rf"{re.escape(html.escape(f))}</td><td class=\"n\">{v['count']:,}</td>", doc)
+    assert "<td>device</td><td>gpu: &lt;H100&gt; 80 GiB</td>" in doc  # from _genoseg.json
     assert "N run" in doc and "0.333" in doc and "predict" in doc and "chr2:1-300" in doc
     # default regions (most calls), and refusal to overwrite
     assert main(["report", "--outdir", bdir, "--out", str(html_path)]) == 2

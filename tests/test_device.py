@@ -82,6 +82,11 @@ def test_auto_logs_the_cpu_first_and_records_it_in_the_chunk(tmp_path, capsys):
     assert expected.startswith("cpu: ") and "GiB" in expected and "cores" in expected
     meta = json.loads(pq.read_schema(out).metadata[b"genoseg"])
     assert meta["device"] == expected
+    # collect carries it into the dataset index, so readers need not open footers
+    assert main(["collect", "--plan", str(tmp_path / "plan/plan.json"), "--chunks", str(out),
+                 "--outdir", str(tmp_path / "out")]) == 0
+    ds = tmp_path / "out/segment_nt/predictions"
+    assert json.loads((ds / "_genoseg.json").read_text())["devices"] == [expected]
 
 
 def test_device_cpu_and_bad_choice(tmp_path, capsys):

@@ -78,6 +78,19 @@ def test_collect_links_files_unchanged_and_indexes_them(tmp_path, two_chunks):
         next(store.iter_codes(ds, "zz"))
 
 
+def test_index_lists_the_devices_of_the_chunks(tmp_path):
+    """Chunks predicted on different machines: each distinct device once, chunk order;
+    a chunk whose model recorded no device adds nothing."""
+    parts = [[("a", np.arange(0, 100))], [("a", np.arange(100, 200))], [("b", np.arange(50))],
+             [("c", np.arange(10))]]
+    devices = ["gpu: NVIDIA H100", None, "cpu: 2 cores", "gpu: NVIDIA H100"]
+    files = [write_chunk(tmp_path / f"c{i}.parquet", "p1", i, p, **({"device": d} if d else {}))
+             for i, (p, d) in enumerate(zip(parts, devices))]
+    meta = store.write_dataset(str(tmp_path / "ds"), make_plan([("a", 200), ("b", 50), ("c", 10)], 4), files)
+    assert meta["devices"] == ["gpu: NVIDIA H100", "cpu: 2 cores"]
+    assert store.read_metadata(str(tmp_path / "ds"))["devices"] == meta["devices"]
+
+
 def test_iter_dataset_streams_in_order_without_mixing_contigs(tmp_path, two_chunks):
     plan, files, want = two_chunks
     ds = str(tmp_path / "ds")

@@ -709,6 +709,9 @@ def _what_ran(run: _Run) -> str:
     for k in ("version", "encoding", "scale"):
         if k in run.meta:
             info[f"predictions {k}"] = run.meta[k]
+    devices = run.meta.get("devices")
+    if devices:
+        info["device" + "s" * (len(devices) > 1)] = "; ".join(devices)
     if run.features:
         info["features"] = ", ".join(run.features)
     if run.contigs:

@@ -32,10 +32,13 @@ Value encoding (``"encoding": "uint8_linear"``): a probability ``p`` is stored a
 Metadata. Every file's footer carries the key-value key ``genoseg`` (JSON, written
 when the file is closed complete): ``encoding``, ``scale``, ``decode``, ``features``,
 ``backbone``, ``version``, ``layout``, ``plan_id``, ``chunk``, ``reverse_complement``,
-``compute_dtype``, ``complete``, ``rows``, ``row_groups`` and ``index``: per contig in
+``compute_dtype``, ``device`` (the model's device, e.g. ``cuda:0``, when known),
+``complete``, ``rows``, ``row_groups`` and ``index``: per contig in
 the file (columns of equal length) ``contig``, ``rows``, ``row_group`` (first row
 group), ``offset`` (its first row within that row group), ``first_pos``, ``last_pos``.
-``_genoseg.json`` holds the same settings plus ``contigs`` (FASTA order), ``rows``
+``_genoseg.json`` holds the same settings plus ``devices`` (the distinct ``device``
+strings of the chunk footers, e.g. ``["cuda:0"]``, in chunk order; empty when the model
+recorded none), ``contigs`` (FASTA order), ``rows``
 (contig -> rows), ``files`` and the dataset ``index`` (one entry per contig piece in a
 file: ``contig`` (index into ``contigs``), ``file`` (index into ``files``),
 ``row_group``, ``offset``, ``rows``, ``first_pos``, ``last_pos``), a ``plan`` summary
@@ -361,8 +364,11 @@ def _dataset_metadata(plan: dict, chunks: list) -> dict:
                                f"plan predicts {want}; a chunk file is damaged or from another run")
     m0 = chunks[0][1]
     lists = ("contigs", "skipped", "skipped_regions", "skipped_contigs")
+    # chunks may run on different machines: every device seen, in first-use order
+    devices = list(dict.fromkeys(m["device"] for _, m, _ in chunks if m.get("device")))
     return {**base_metadata(m0["features"], m0["backbone"]), **{k: m0.get(k) for k in SETTINGS},
-            "plan_id": plan["plan_id"], "contigs": contigs, "rows": rows, "files": files, "index": index,
+            "plan_id": plan["plan_id"], "devices": devices,
+            "contigs": contigs, "rows": rows, "files": files, "index": index,
             "plan": {k: v for k, v in plan.items() if k not in lists},
             "skipped_regions": plan.get("skipped_regions", [])}
 
