@@ -279,6 +279,25 @@ def test_report_self_contained_and_escaped(tmp_path):
     assert not (tmp_path / "r2.html").exists()
 
 
+def test_report_names_every_device_that_predicted(tmp_path):
+    """Chunks run on two machines: the report's device is the dataset index's list, not
+    the first file's footer."""
+    from genoseg import report
+
+    files = []
+    for i, (name, dev) in enumerate([("c1", "gpu: A100"), ("c2", "gpu: H100")]):
+        pos, q = synthetic(300, seed=i)
+        meta = store.base_metadata(FEATURES, "segment_nt", plan_id="p", chunk=i, device=dev)
+        with store.PredictionWriter(str(tmp_path / f"c{i}.parquet"), FEATURES, meta) as w:
+            w.write(pos, q, chrom=name)
+        files.append(str(tmp_path / f"c{i}.parquet"))
+    plan = {"plan_id": "p", "n_chunks": 2, "contigs": [{"name": "c1"}, {"name": "c2"}]}
+    store.write_dataset(store.dataset_dir(str(tmp_path / "out"), "segment_nt"), plan, files)
+    bdir = str(tmp_path / "out" / "segment_nt")
+    report.write_report(bdir, str(tmp_path / "r.html"))
+    assert "<td>device</td><td>gpu: A100; gpu: H100</td>" in (tmp_path / "r.html").read_text()
+
+
 def test_parse_region():
     from genoseg.report import parse_region
 

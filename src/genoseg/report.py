@@ -639,8 +639,11 @@ def _summary_block(run: _Run) -> str:
 
 
 def _device(run: _Run) -> Optional[str]:
-    """The device that predicted (``device`` in the predictions' metadata: the dataset's,
-    else the first file's footer, where ``genoseg predict`` records it)."""
+    """The device(s) that predicted: ``devices`` of ``_genoseg.json`` (collect gathers
+    them from the chunk footers), else the first file's footer (datasets collected
+    before ``devices`` was recorded)."""
+    if run.meta.get("devices"):
+        return "; ".join(map(str, run.meta["devices"]))
     if run.meta.get("device"):
         return str(run.meta["device"])
     try:
@@ -709,9 +712,6 @@ def _what_ran(run: _Run) -> str:
     for k in ("version", "encoding", "scale"):
         if k in run.meta:
             info[f"predictions {k}"] = run.meta[k]
-    devices = run.meta.get("devices")
-    if devices:
-        info["device" + "s" * (len(devices) > 1)] = "; ".join(devices)
     if run.features:
         info["features"] = ", ".join(run.features)
     if run.contigs:
