@@ -31,19 +31,20 @@ fifth on smooth output, where 32 bp made it as large as the data), each next one
 wider, up to the longest contig. Level 0 is computed from the runs of a batch
 (run-length form, never per base); every next level from the previous one, with the
 sums of codes and squared codes kept as exact integers until they are written.
-Records are spilled to temporary files beside the output, so memory is bounded by one
-batch whatever the genome.
+Each level's blocks stay in memory up to 1 MB (most levels never reach it: no
+file to create and remove), then are spilled to an unnamed temporary file beside the
+output, so memory is bounded by one batch whatever the genome.
 
-Deflate: ISA-L (``isal``; standard zlib streams, 3x faster than zlib at the same
-level), level 1, and level 0 for blocks under :data:`SMALL_BLOCK` bytes (level 1 costs
-~8 us per call whatever the size: a genome of 10^5 small scaffolds has 10^5 blocks
-per track).
+Deflate: ISA-L (``isal``; standard zlib streams, which every bigWig reader inflates),
+level 0: on the realistic 10 Mb dataset 1.6x faster than its level 1 (itself 3x faster
+than zlib's), for files 31 % larger (noise: 12 %); deflate was 40 % of the time.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import tempfile
 import zlib
 from typing import Sequence
 
@@ -58,13 +59,12 @@ FIXED_PER_SLOT = 16384       # fixed-step values per block
 CELL = 1 << 16               # bp: bedGraph or fixed-step is decided per aligned cell
 ZOOM_BASE = 128              # first zoom level reduction (bp); each next one x4
 ZOOM_STEP = 4
-SMALL_BLOCK = 4096           # raw bytes under which a block is deflated at level 0
 
-try:  # ISA-L's deflate: standard zlib streams, ~3x faster than zlib at level 1
+try:  # ISA-L's deflate: standard zlib streams, ~5x faster than zlib at level 1
     from isal.isal_zlib import compress as _isal_compress
 
     def _deflate(raw: bytes) -> bytes:
-        return _isal_compress(raw, 0 if len(raw) < SMALL_BLOCK else 1)
+        return _isal_compress(raw, 0)
 except ImportError:  # pragma: no cover
     def _deflate(raw: bytes) -> bytes:
         return zlib.compress(raw, 1)
@@ -81,7 +81,6 @@ _BEDGRAPH_TYPE, _FIXED_TYPE = 1, 3
 #: Zoom records while summarising (struct of arrays): codes' min/max, exact integer
 #: sums of codes (``s1``) and squared codes (``s2``).
 _REC_FIELDS = ("cid", "start", "end", "count", "min", "max", "s1", "s2")
-_SQUARES16 = (np.arange(256, dtype=np.int64) ** 2).astype(np.uint16)
 
 
 class Header:
@@ -114,6 +113,8 @@ class Layout:
     def __init__(self, pos: np.ndarray, piece_cid: np.ndarray, piece_len: np.ndarray, reduction: int):
         n = pos.size
         self.pos = pos
+        self.pos32 = pos.astype(np.uint32)  # bigWig coordinates are 32-bit
+        self.pos32_end = self.pos32 + np.uint32(1)
         self.n = n
         self.piece_row = np.cumsum(piece_len) - piece_len  # first row of each contig piece
         self.piece_cid = np.asarray(piece_cid, np.int64)
@@ -146,16 +147,17 @@ class Layout:
 class _ZoomLevel:
     """One zoom level: aggregates records (each within one of its bins; sorted) per bin,
     in large batches; finished records are passed to the next level and deflated, 1,024
-    a block, into a temporary file beside the output (copied in at close)."""
+    a block, into a spooled temporary file (copied in at close)."""
 
-    def __init__(self, reduction: int, path: str, parent: "_ZoomLevel | None", scale: float):
-        self.reduction, self.path, self.next, self.scale = reduction, path, parent, scale
+    def __init__(self, reduction: int, tmpdir: str, parent: "_ZoomLevel | None", scale: float):
+        self.reduction, self.next, self.scale = reduction, parent, scale
         self.buf: list[dict] = []  # records to aggregate
         self.nbuf = 0
         self.tail = np.zeros(0, _ZOOM)  # finished records short of a full block
         self.count = 0
         self.leaves: list[np.ndarray] = []
-        self.fh = open(path, "w+b")
+        # unnamed file in ``tmpdir`` past 1 MB: nothing left behind if the process is killed
+        self.fh = tempfile.SpooledTemporaryFile(max_size=1 << 20, dir=tmpdir)
 
     def add(self, rec: dict) -> None:
         if rec["cid"].size:
@@ -239,8 +241,8 @@ def _zoom_records(rec: dict, scale: float) -> np.ndarray:
     out["cid"], out["start"], out["end"], out["count"] = rec["cid"], rec["start"], rec["end"], rec["count"]
     lut = np.arange(256, dtype=np.float32) / np.float32(scale)
     out["min"], out["max"] = lut[rec["min"]], lut[rec["max"]]
-    out["sum"] = rec["s1"] / scale
-    out["sumsq"] = rec["s2"] / (scale * scale)
+    np.divide(rec["s1"], scale, out=out["sum"], casting="unsafe")  # float64 quotient, rounded once
+    np.divide(rec["s2"], scale * scale, out=out["sumsq"], casting="unsafe")
     return out
 
 
@@ -274,7 +276,8 @@ class BigWigWriter:
         self.zooms: list[_ZoomLevel] = []
         parent = None
         for k in reversed(range(nz)):
-            parent = _ZoomLevel(self.header.reductions[k], f"{path}.zoom{k}", parent, self.scale)
+            parent = _ZoomLevel(self.header.reductions[k], os.path.dirname(os.path.abspath(path)), parent,
+                                self.scale)
             self.zooms.insert(0, parent)
 
     # --------------------------------------------------------------------- data
@@ -289,15 +292,20 @@ class BigWigWriter:
         np.not_equal(q[1:], q[:-1], out=start[1:])
         start |= lay.icut  # runs of equal codes within a block and a cell
         rows = np.diff(np.append(lay.cell_row, n))
-        nruns = np.add.reduceat(start.view(np.uint8), lay.cell_row, dtype=np.int64)  # per cell
+        short = np.count_nonzero(start) * 2 > n  # short runs (noise): sums base by base are cheaper
+        if short:  # runs per cell (every cell start is a run start)
+            nruns = np.add.reduceat(start.view(np.uint8), lay.cell_row, dtype=np.int64)
+        else:
+            first = np.flatnonzero(start)
+            nruns = np.diff(np.append(np.searchsorted(first, lay.cell_row), first.size))
         bedgraph = nruns * 3 <= rows
-        short = int(nruns.sum()) * 2 > n  # short runs (noise): sums base by base are cheaper
         if short:
             self._summarise_bases(lay, q)
         if short and not bedgraph.any():  # no run needed
             parts = [self._fixed_sections(lay, q, bedgraph)]
         else:
-            first = np.flatnonzero(start)
+            if short:
+                first = np.flatnonzero(start)
             code = q[first]
             end = np.empty_like(first)
             end[:-1], end[-1] = first[1:], n
@@ -333,8 +341,10 @@ class BigWigWriter:
     def _summarise_bases(self, lay: Layout, q: np.ndarray) -> None:
         """:meth:`_summarise` when every base is its own run."""
         r = lay.bin_row
+        sq = q.astype(np.uint16)
+        sq *= sq  # 255 ** 2 fits 16 bits; a multiply is 6x faster than a table look-up
         self._add_bins(lay, np.minimum.reduceat(q, r), np.maximum.reduceat(q, r),
-                       np.add.reduceat(q, r, dtype=np.int64), np.add.reduceat(_SQUARES16[q], r, dtype=np.int64))
+                       np.add.reduceat(q, r, dtype=np.int64), np.add.reduceat(sq, r, dtype=np.int64))
 
     def _add_bins(self, lay: Layout, vmin, vmax, s1, s2) -> None:
         """First-level zoom records of the bins of ``lay`` (codes' min, max, sums of codes
@@ -354,9 +364,12 @@ class BigWigWriter:
             first, end, code, nruns = first[keep], end[keep], code[keep], nruns[bedgraph]
         m = first.size
         items = np.empty(m, _BEDGRAPH)
-        items["start"], items["end"], items["value"] = lay.pos[first], lay.pos[end - 1] + 1, self.lut[code]
+        cols = items.view(np.uint32).reshape(m, 3)  # gathered straight into the entries
+        np.take(lay.pos32, first, out=cols[:, 0])
+        np.take(lay.pos32_end, end - 1, out=cols[:, 1])
+        np.take(self.lut.view(np.uint32), code, out=cols[:, 2])
         s, e = _split(np.cumsum(nruns) - nruns, nruns, ITEMS_PER_SLOT)
-        return {"row": first[s], "cid": lay.cid(first[s]), "start": items["start"][s], "end": items["end"][e - 1],
+        return {"row": first[s], "cid": lay.cid(first[s]), "start": cols[s, 0], "end": cols[e - 1, 1],
                 "at": s, "count": e - s, "type": _BEDGRAPH_TYPE, "payload": items}
 
     def _fixed_sections(self, lay: Layout, q: np.ndarray, bedgraph: np.ndarray) -> dict:
@@ -436,7 +449,6 @@ class BigWigWriter:
         z.fh.seek(0)
         shutil.copyfileobj(z.fh, fh, 1 << 22)
         z.fh.close()
-        os.remove(z.path)
         leaves = np.concatenate(z.leaves) if z.leaves else np.zeros(0, _LEAF)
         leaves["offset"] += base
         if z.count:
@@ -449,8 +461,6 @@ class BigWigWriter:
         self.fh.close()
         for z in self.zooms:
             z.fh.close()
-            if os.path.exists(z.path):
-                os.remove(z.path)
 
 
 def _tree_levels(n: int, block: int) -> list[int]:

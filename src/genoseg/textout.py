@@ -91,6 +91,13 @@ class Table:
         self.mat = np.zeros((len(items), max(int(self.lens.max(initial=0)), 1)), np.uint8)
         row = np.repeat(np.arange(len(items)), self.lens)
         self.mat[row, np.arange(flat.size) - np.repeat(np.cumsum(self.lens) - self.lens, self.lens)] = flat
+        self._cells: dict[int, np.ndarray] = {}
+
+    def cells(self, w: int) -> np.ndarray:
+        """The first ``w`` bytes of each item as one ``w``-byte item (``[len(items)]``)."""
+        if w not in self._cells:
+            self._cells[w] = np.ascontiguousarray(self.mat[:, :w]).view(np.dtype((np.void, w))).ravel()
+        return self._cells[w]
 
 
 _POW10 = 10 ** np.arange(20, dtype=np.uint64)
@@ -122,15 +129,21 @@ def format_lines(fields: Sequence, rows: int) -> tuple[np.ndarray, np.ndarray]:
         a = 0
         for f, w in zip(fields, widths):
             if isinstance(f, bytes):
-                M[:, a:a + w] = np.frombuffer(f, np.uint8)
-            elif isinstance(f, tuple):
-                M[:, a:a + w] = f[0].mat[f[1][r:r + step], :w]
-            else:
+                _cells(M, a, w)[:] = np.frombuffer(f, np.void(w).dtype)[0]
+            elif isinstance(f, tuple) and w:
+                np.take(f[0].cells(w), f[1][r:r + step], out=_cells(M, a, w))
+            elif not isinstance(f, tuple):
                 _put_digits(M, a, w, f[r:r + step])
             a += w
         parts.append(M[M != 0])
     text = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.uint8)
     return text, lengths
+
+
+def _cells(M: np.ndarray, a: int, w: int) -> np.ndarray:
+    """Columns ``a .. a + w`` of the C-contiguous byte matrix ``M`` as one ``w``-byte
+    item per row (a strided view: copying items is faster than copying columns)."""
+    return np.ndarray((M.shape[0],), np.dtype((np.void, w)), M, a, (M.strides[0],))
 
 
 def _put_digits(M: np.ndarray, a: int, w: int, x: np.ndarray) -> None:

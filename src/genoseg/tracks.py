@@ -32,6 +32,10 @@ from .parallel import check_threads, processes_for, run_jobs, split_round_robin
 
 log = logging.getLogger(__name__)
 
+#: rows per frame: one Parquet row group (fewer, larger numpy calls per feature: ~10 %
+#: faster than 2^18; memory ~40 bytes per row per worker)
+FRAME_ROWS = store.ROW_GROUP
+
 
 def read_fai(path: str) -> dict[str, int]:
     """Contig lengths (bp) from a samtools ``.fai`` index, in file order."""
@@ -80,7 +84,7 @@ def _write_group(dataset_dir, tmp, feats, names, header, contigs, batch_rows) ->
     hdr = Header(header)
     by_name = {c: i for i, (c, _) in enumerate(header)}
     ids = np.array([by_name[c] for c in contigs], np.int64)
-    frame_rows = int(batch_rows or frames.FRAME_ROWS)
+    frame_rows = int(batch_rows or FRAME_ROWS)
     bases = entries = 0
     bws = [BigWigWriter(os.path.join(tmp, names[f]), hdr, scale=store.SCALE) for f in feats]
     try:
