@@ -22,6 +22,7 @@ Usage::
 
     PYTHONPATH=src python benchmarks/bench_fragmented.py [--scaffolds 100000] [--json]
     PYTHONPATH=src python benchmarks/bench_fragmented.py --scaffolds 5000 --steps plan,predict,collect,read
+    PYTHONPATH=src python benchmarks/bench_fragmented.py --steps annotate   # the whole job, one process
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 STEPS = ("plan", "predict", "collect", "call", "tracks", "report", "read")
+#: ``annotate``: the whole job in one process (the Python API with the fake model), on
+#: its own: ``--steps annotate`` (its outputs take the place of the separate steps').
+ALL_STEPS = STEPS + ("annotate",)
 
 
 # --------------------------------------------------------------------------- genome
@@ -133,6 +137,18 @@ def step_report(work: str, a) -> dict:
     return {"report_bytes": os.path.getsize(os.path.join(bdir, "report.html"))}
 
 
+def step_annotate(work: str, a) -> dict:
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    from fakes import FakeModel
+
+    from genoseg.annotate import AnnotateOptions, annotate
+
+    model = FakeModel(window_length=a.window_length, length_multiple=24)
+    t = annotate(os.path.join(work, "genome.fa"), os.path.join(work, "out"), model,
+                 AnnotateOptions(windows_per_chunk=a.windows_per_chunk, batch_size=a.batch_size, threads=1))
+    return {"step_seconds": {s["step"]: round(s["seconds"], 1) for s in t["steps"]}}
+
+
 def step_read(work: str, a) -> dict:
     from genoseg import store
 
@@ -222,16 +238,16 @@ def main() -> int:
     p.add_argument("--json", action="store_true", help="print one JSON line at the end")
     if len(sys.argv) > 1 and sys.argv[1] == "_step":
         p.add_argument("_", choices=["_step"])
-        p.add_argument("step", choices=STEPS)
+        p.add_argument("step", choices=ALL_STEPS)
         p.add_argument("work")
         a = p.parse_args()
         child_main(a.step, a.work, a)
         return 0
     a = p.parse_args()
     steps = [s for s in a.steps.split(",") if s]
-    bad = [s for s in steps if s not in STEPS]
-    if bad:
-        p.error(f"unknown step(s) {bad}; choose from {','.join(STEPS)}")
+    bad = [s for s in steps if s not in ALL_STEPS]
+    if bad or ("annotate" in steps and len(steps) > 1):
+        p.error(f"unknown step(s) {bad}; choose from {','.join(STEPS)}, or annotate alone")
     a.workdir = a.workdir or tempfile.mkdtemp(prefix="bench_fragmented_")
     lengths = scaffold_lengths(a.scaffolds, a.min_length, a.max_length)
     cases = [("fragmented", [(f"scaffold_{i + 1}", int(n)) for i, n in enumerate(lengths)])]
