@@ -14,6 +14,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakes import FakeModel  # noqa: E402
+import seqdata  # noqa: E402
+from seqdata import write_fasta  # noqa: E402
 
 from genoseg import store, windows  # noqa: E402
 from genoseg.annotate import AnnotateOptions, annotate  # noqa: E402
@@ -31,16 +33,7 @@ def cli(*args):
 
 
 def rand_seq(rng, n, alphabet="ACGT"):
-    return "".join(rng.choice(list(alphabet), n))
-
-
-def write_fasta(path, records, width=60):
-    with open(path, "w", encoding="utf-8") as fh:
-        for name, seq in records:
-            fh.write(f">{name}\n")
-            for i in range(0, len(seq), width):
-                fh.write(seq[i:i + width] + "\n")
-    return str(path)
+    return seqdata.rand_seq(rng, n, alphabet)
 
 
 def one_error_line(err: str) -> str:

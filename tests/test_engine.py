@@ -14,6 +14,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakes import FakeModel  # noqa: E402
+import seqdata  # noqa: E402
+from seqdata import rand_seq  # noqa: E402
 
 from genoseg import store, windows  # noqa: E402
 from genoseg.cli import main  # noqa: E402
@@ -25,17 +27,8 @@ TINY_NT = os.path.join(HERE, "data", "golden", "segment_nt_tiny")
 REPO = os.path.dirname(HERE)
 
 
-def rand_seq(rng, n, alphabet="ACGTacgt"):
-    return "".join(rng.choice(list(alphabet), n))
-
-
 def write_fasta(path, records, width=60):
-    with open(path, "w") as fh:
-        for name, seq in records:
-            fh.write(f">{name} description\n")
-            for i in range(0, len(seq), width):
-                fh.write(seq[i:i + width] + "\n")
-    return str(path)
+    return seqdata.write_fasta(path, records, width, description="description")
 
 
 def genome(rng):

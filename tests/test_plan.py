@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fakes import FakeModel  # noqa: E402
+from seqdata import rand_seq, write_fasta  # noqa: E402
 
 from genoseg import windows  # noqa: E402
 from genoseg.cli import main  # noqa: E402
@@ -27,17 +28,6 @@ REPO = os.path.dirname(HERE)
 TINY_NT = os.path.join(HERE, "data", "golden", "segment_nt_tiny")
 
 
-def rand_seq(rng, n, alphabet="ACGTacgt"):
-    return "".join(rng.choice(list(alphabet), n))
-
-
-def write_fasta(path, records, width=60):
-    with open(path, "w") as fh:
-        for name, seq in records:
-            fh.write(f">{name}\n")
-            for i in range(0, len(seq), width):
-                fh.write(seq[i:i + width] + "\n")
-    return str(path)
 
 
 @pytest.fixture(scope="module")
