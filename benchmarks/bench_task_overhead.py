@@ -25,8 +25,17 @@ Subcommands (more may be added beside them; each is one ``cmd_<name>`` function)
     Run on the CPU by default (``JAX_PLATFORMS`` decides); pass ``--window``/``--batch``
     for the shape (default 30,000 bp, batch 1: the published window).
 
+``task``
+    One whole ``genoseg predict`` task in a fresh process, as a pipeline runs it: a
+    random FASTA of ``--megabases`` (two contigs) planned as one chunk, predicted with the
+    converted published-size checkpoint, first with an empty and then with a warm
+    persistent compilation cache. Reports the task's wall time, the chunk's own time
+    (``predict_chunk``: compile, model, host work), the rest (start, imports, weights,
+    plan reading: the per-task fixed cost) and the chunk's windows per second.
+
 Usage::
 
+    python benchmarks/bench_task_overhead.py task [--megabases 6] [--dtype bfloat16] [--workdir DIR]
     python benchmarks/bench_task_overhead.py startup [--repeats 3] [--window 30000] [--json out.json]
 
 The checkpoint and caches live in ``--workdir`` (default: a temporary directory,
@@ -127,7 +136,7 @@ import json, time, jax, numpy as np
 from genoseg.device import enable_compilation_cache
 stats = enable_compilation_cache({cache!r})
 from genoseg.models import load_model
-model = load_model({path!r})
+model = load_model({path!r}, compute_dtype={dtype!r})
 tokens = model.tokenize(["ACGT" * ({window} // 4)] * {batch})
 t0 = time.perf_counter()
 lowered = model._probs.lower(model._params, model._state, tokens)
@@ -149,14 +158,14 @@ def cmd_startup(args) -> dict:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _startup(args, work: pathlib.Path) -> dict:
+def _checkpoints(args, work: pathlib.Path, result: dict) -> tuple[pathlib.Path, pathlib.Path]:
+    """The random published-layout checkpoint and its converted copy in ``work``
+    (made when missing; reused from an earlier run with the same ``--workdir``)."""
     hp = dict(PUBLISHED_NT, features=json.loads(
         (GOLDEN / "segment_nt_tiny/jax_model/hyperparams.json").read_text())["features"])
     if args.layers:
         hp["num_layers"] = args.layers
     published, converted = work / "segment_nt", work / "segment_nt_converted"
-    result: dict = {"window": args.window, "batch": args.batch, "repeats": args.repeats,
-                    "jax_platforms": os.environ.get("JAX_PLATFORMS", "")}
     if not (published / "jax_model/pytree_ckpt.joblib").is_file():
         print(f"writing a random {hp['num_layers']}-layer SegmentNT checkpoint to {published} ...", flush=True)
         _, made = child(MAKE_CHECKPOINT.format(hp=json.dumps(hp), out=str(published)))
@@ -167,7 +176,13 @@ def _startup(args, work: pathlib.Path) -> dict:
         result["convert_s"] = round(wall, 2)
     result["joblib_bytes"] = (published / "jax_model/pytree_ckpt.joblib").stat().st_size
     result["safetensors_bytes"] = (converted / "jax_model/pytree_ckpt.safetensors").stat().st_size
+    return published, converted
 
+
+def _startup(args, work: pathlib.Path) -> dict:
+    result: dict = {"window": args.window, "batch": args.batch, "repeats": args.repeats, "dtype": args.dtype,
+                    "jax_platforms": os.environ.get("JAX_PLATFORMS", "")}
+    published, converted = _checkpoints(args, work, result)
     steps = {"start": [], "start_in_process": [], "load_joblib": [], "read_joblib": [],
              "load_safetensors": [], "read_safetensors": [], "verify_sha256": [], "device_put": [],
              "trace_lower": [], "compile_cold": [], "compile_warm": []}
@@ -187,7 +202,8 @@ def _startup(args, work: pathlib.Path) -> dict:
         steps["device_put"].append(out["device_put_s"])
         cache = work / f"xla_cache_{r}"
         shutil.rmtree(cache, ignore_errors=True)
-        code = COMPILE.format(cache=str(cache), path=str(converted), window=args.window, batch=args.batch)
+        code = COMPILE.format(cache=str(cache), path=str(converted), window=args.window, batch=args.batch,
+                              dtype=args.dtype)
         _, cold = child(code)
         _, warm = child(code)
         if cold["misses"] < 1 or warm["hits"] < 1 or warm["misses"]:
@@ -211,7 +227,7 @@ def report_startup(res: dict) -> str:
         ("   of which mapping the safetensors file", s["read_safetensors"]),
         ("   SHA-256 verification on its own (overlaps the rest)", s["verify_sha256"]),
         ("   copy of the tree to the device on its own", s["device_put"]),
-        (f"trace + lower the forward pass ({res['window']} bp x {res['batch']})", s["trace_lower"]),
+        (f"trace + lower the forward pass ({res['window']} bp x {res['batch']}, {res.get('dtype', 'float32')})", s["trace_lower"]),
         ("XLA compile, empty persistent cache", s["compile_cold"]),
         ("XLA compile, warm persistent cache (new process)", s["compile_warm"]),
     ]
@@ -223,6 +239,73 @@ def report_startup(res: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------- task
+TASK = """
+import json, time
+t0 = time.perf_counter()
+from genoseg import predict
+stats = {{}}
+inner = predict.predict_chunk
+def keep(*a, **k):
+    stats.update(inner(*a, **k))
+    return stats
+predict.predict_chunk = keep
+from genoseg.cli import main
+rc = main({argv!r})
+print(json.dumps({{"rc": rc, "in_process_s": time.perf_counter() - t0, "stats": stats}}))
+"""
+
+
+def cmd_task(args) -> dict:
+    work = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="genoseg_overhead_"))
+    try:
+        return _task(args, work)
+    finally:
+        if not args.workdir and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _task(args, work: pathlib.Path) -> dict:
+    import numpy as np
+
+    result: dict = {"dtype": args.dtype, "batch": args.batch, "megabases": args.megabases}
+    _, converted = _checkpoints(args, work, result)
+    fasta, plan = work / "task.fa", work / "task_plan"
+    rng = np.random.default_rng(0)
+    with open(fasta, "w") as fh:
+        for c in range(2):
+            seq = np.frombuffer(b"ACGT", np.uint8)[rng.integers(0, 4, int(args.megabases * 5e5))].tobytes()
+            fh.write(f">chr{c + 1}\n" + "\n".join(seq[i:i + 80].decode() for i in range(0, len(seq), 80)) + "\n")
+    shutil.rmtree(plan, ignore_errors=True)
+    child(f"from genoseg.cli import main; raise SystemExit(main({['-q', 'plan', '--fasta', str(fasta), '--model', str(converted), '--outdir', str(plan), '--windows-per-chunk', '1000000']!r}))")
+    cache = work / "task_xla_cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    for label in ("cold", "warm"):
+        out = work / f"task_{label}.parquet"
+        argv = ["-q", "predict", "--fasta", str(fasta), "--model", str(converted), "--chunk",
+                str(plan / "chunks" / "chunk_00000.json"), "--out", str(out), "--overwrite",
+                "--compute-dtype", args.dtype, "--batch-size", str(args.batch), "--jax-cache-dir", str(cache)]
+        wall, res = child(TASK.format(argv=argv))
+        st = res["stats"]
+        result[label] = {"wall_s": wall, "chunk_s": st["seconds"], "compile_s": st["compile_s"],
+                         "fixed_s": wall - st["seconds"] + st["compile_s"],
+                         "computed_windows": st["computed_windows"],
+                         "model_windows_per_s": st["computed_windows"] / max(st["seconds"] - st["compile_s"], 1e-9),
+                         "device_idle_fraction": st["device_idle_fraction"]}
+    return result
+
+
+def report_task(res: dict) -> str:
+    lines = [f"one genoseg predict task: {res['megabases']} Mb, {res['dtype']}, batch {res['batch']}"]
+    for label in ("cold", "warm"):
+        r = res[label]
+        lines.append(f"  {label} cache: wall {r['wall_s']:.1f} s = chunk {r['chunk_s']:.1f} s (of which compile "
+                     f"{r['compile_s']:.1f} s) + start/imports/weights {r['wall_s'] - r['chunk_s']:.1f} s; "
+                     f"fixed cost {r['fixed_s']:.1f} s; {r['computed_windows']} windows at "
+                     f"{r['model_windows_per_s']:.1f}/s, device idle {r['device_idle_fraction']:.1%}")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -231,11 +314,22 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--window", type=int, default=30_000, help="window in bp (multiple of 24; default 30,000)")
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="compute dtype of the traced and compiled forward (bfloat16: the fused attention on GPU)")
     p.add_argument("--layers", type=int, default=None, help="fewer layers than the published 29 (quick runs)")
     p.add_argument("--workdir", default=None, help="keep the checkpoint and caches here (reused when present)")
     p.add_argument("--keep", action="store_true", help="do not delete the temporary directory")
     p.add_argument("--json", default=None, help="also write the results as JSON here")
     p.set_defaults(run=cmd_startup, report=report_startup)
+    t = sub.add_parser("task", help="one whole genoseg predict task (cold and warm compilation cache)")
+    t.add_argument("--megabases", type=float, default=6.0)
+    t.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--layers", type=int, default=None, help="fewer layers than the published 29 (quick runs)")
+    t.add_argument("--workdir", default=None, help="reuse the checkpoint made by startup here")
+    t.add_argument("--keep", action="store_true")
+    t.add_argument("--json", default=None)
+    t.set_defaults(run=cmd_task, report=report_task)
     args = ap.parse_args(argv)
     res = args.run(args)
     print(args.report(res))
