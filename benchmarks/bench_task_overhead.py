@@ -71,7 +71,8 @@ PUBLISHED_NT = dict(k_for_kmers=6, max_positions=2048, embed_scale=1.0, emb_laye
 # ----------------------------------------------------------------- children
 def child(code: str, env: dict | None = None, timeout: float = 3600) -> tuple[float, dict]:
     """Run ``code`` in a fresh interpreter; returns (wall seconds, the JSON it prints last)."""
-    full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+    full_env = {**os.environ, "PYTHONPATH": path, **(env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True,
                           timeout=timeout)
