@@ -10,7 +10,7 @@ Compile time is measured separately (first call); throughput is the median of
 ``--repeats`` timed calls. Usage::
 
     python benchmarks/bench_predict.py [--quick] [--repeats 5] [--json out.json]
-    python benchmarks/bench_predict.py --compare-authors [--repeats 7]
+    python benchmarks/bench_predict.py --compare-authors [--repeats 7] [--size published --length 30000]
     python benchmarks/bench_predict.py --engine
 
 ``--compare-authors`` times genoseg's SegmentNT against the authors' jitted forward
@@ -18,7 +18,9 @@ Compile time is measured separately (first call); throughput is the median of
 dependency: ``git clone`` it and ``pip install --no-deps ./nucleotide-transformer``)
 on the same random checkpoint (4 layers, width 256) and the same 8 windows of 6,144 bp,
 float32, in one process: A/B calls interleaved, medians, ratio = authors' time /
-genoseg's time (> 1: genoseg faster), and the largest difference of the probabilities.
+genoseg's time (> 1: genoseg faster), and the largest difference of the probabilities;
+``--size published`` uses the published size (29 layers, width 1024), and on a GPU
+genoseg's bfloat16 + fused-attention path is timed beside the two.
 
 ``--engine`` runs ``predict_chunk`` over a synthetic genome (a long contig with N
 gaps and short runs, plus many small scaffolds) with the tiny SegmentNT and with the
@@ -51,13 +53,19 @@ FEATURES = tuple(json.loads((GOLDEN / "segment_nt_tiny" / "jax_model" / "hyperpa
 NT_SIZES = {
     "tiny": dict(embed_dim=32, attention_heads=4, key_dim=8, ffn_embed_dim=64, num_layers=2),
     "small": dict(embed_dim=256, attention_heads=8, key_dim=32, ffn_embed_dim=512, num_layers=4),
+    "published": dict(embed_dim=1024, attention_heads=16, key_dim=64, ffn_embed_dim=4096, num_layers=29),
 }
 
 
+def nt_config(size: str) -> SegmentNTConfig:
+    """The published SegmentNT layout (GLU swish, rotary, no FFN bias) at ``size``."""
+    return SegmentNTConfig(features=FEATURES, use_glu_in_ffn=True, ffn_activation_name="swish",
+                           add_bias_ffn=False, use_rotary_embedding=True, positional_embedding=None,
+                           rescaling_factor=5000 / 2048, **NT_SIZES[size])
+
+
 def nt_model(size: str, dtype: str, attention: str):
-    cfg = SegmentNTConfig(features=FEATURES, use_glu_in_ffn=True, ffn_activation_name="swish",
-                          add_bias_ffn=False, use_rotary_embedding=True,
-                          rescaling_factor=5000 / 2048, **NT_SIZES[size])
+    cfg = nt_config(size)
     return build_model(cfg, random_params(cfg), compute_dtype=dtype, attention=attention)
 
 
@@ -92,10 +100,12 @@ def main(argv=None) -> int:
                     help="A/B against the authors' jitted SegmentNT forward (needs nucleotide_transformer)")
     ap.add_argument("--engine", action="store_true", help="predict_chunk statistics on a synthetic genome")
     ap.add_argument("--length", type=int, default=6144, help="window length for --compare-authors")
+    ap.add_argument("--size", choices=sorted(NT_SIZES), default="small",
+                    help="SegmentNT size for --compare-authors (published: 29 layers, width 1024)")
     ap.add_argument("--batch", type=int, default=8, help="batch size for --compare-authors / --engine")
     args = ap.parse_args(argv)
     if args.compare_authors:
-        return compare_authors(args.length, args.batch, args.repeats, args.json)
+        return compare_authors(args.length, args.batch, args.repeats, args.json, args.size)
     if args.engine:
         return engine(args.batch, args.json)
 
@@ -183,11 +193,12 @@ def authors_segment_nt(cfg: SegmentNTConfig):
     return jax.jit(probs), fwd.init, to_published
 
 
-def compare_authors(length: int, batch: int, repeats: int, json_out=None) -> int:
-    """A/B timing of genoseg vs the authors' jitted forward (see module docstring)."""
-    cfg = SegmentNTConfig(features=FEATURES, use_glu_in_ffn=True, ffn_activation_name="swish",
-                          add_bias_ffn=False, use_rotary_embedding=True, rescaling_factor=5000 / 2048,
-                          **NT_SIZES["small"])
+def compare_authors(length: int, batch: int, repeats: int, json_out=None, size: str = "small") -> int:
+    """A/B timing of genoseg vs the authors' jitted forward (see module docstring).
+
+    Both in float32 with the same checkpoint; on a GPU genoseg's bfloat16 path with the
+    fused attention is timed beside them (the authors' code has no such path)."""
+    cfg = nt_config(size)
     authors = authors_segment_nt(cfg)
     if authors is None:
         print("nucleotide_transformer is not importable: git clone "
@@ -198,23 +209,35 @@ def compare_authors(length: int, batch: int, repeats: int, json_out=None) -> int
 
     tokens = jax.numpy.asarray(tokenize(random_windows(np.random.default_rng(0), batch, length)))
     aparams = init(jax.random.PRNGKey(0), tokens[:1, :5])
-    model = build_model(cfg, to_published(aparams), attention="einsum")
-    a, g = np.asarray(afn(aparams, tokens)), np.asarray(model.predict_tokens(tokens))  # compile both
-    times: dict[str, list] = {"authors": [], "genoseg": []}
-    for _ in range(repeats):  # interleaved, so load on the machine hits both alike
-        for key, fn in (("authors", lambda: afn(aparams, tokens)), ("genoseg", lambda: model.predict_tokens(tokens))):
+    tree = to_published(aparams)
+    variants = {"authors": lambda: afn(aparams, tokens)}
+    models = {"genoseg": build_model(cfg, tree, attention="einsum")}
+    if jax.default_backend() == "gpu":
+        models["genoseg bf16 fused"] = build_model(cfg, tree, compute_dtype="bfloat16", attention="dot_product")
+    for name, model in models.items():
+        variants[name] = lambda model=model: model.predict_tokens(tokens)
+    outputs = {name: np.asarray(fn()) for name, fn in variants.items()}  # compile all
+    times: dict[str, list] = {name: [] for name in variants}
+    for _ in range(repeats):  # interleaved, so load on the machine hits all alike
+        for name, fn in variants.items():
             t0 = time.perf_counter()
             fn().block_until_ready()
-            times[key].append(time.perf_counter() - t0)
+            times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {"backend": jax.default_backend(), "device": jax.devices()[0].device_kind, "layers": cfg.num_layers,
            "width": cfg.embed_dim, "length": length, "batch": batch, "repeats": repeats,
            "authors_median_s": med["authors"], "genoseg_median_s": med["genoseg"],
-           "ratio": med["authors"] / med["genoseg"], "max_abs_diff": float(np.abs(a - g).max())}
-    print(f"SegmentNT {cfg.num_layers} layers, width {cfg.embed_dim}, {batch} x {length} bp, float32, "
-          f"{out['backend']} ({out['device']}), median of {repeats} interleaved calls")
-    print(f"  authors' jitted forward {med['authors']:.3f} s   genoseg {med['genoseg']:.3f} s   "
-          f"ratio {out['ratio']:.2f}x (>1: genoseg faster)   max |dp| {out['max_abs_diff']:.1e}")
+           "ratio": med["authors"] / med["genoseg"],
+           "max_abs_diff": float(np.abs(outputs["authors"] - outputs["genoseg"]).max())}
+    print(f"SegmentNT {cfg.num_layers} layers, width {cfg.embed_dim}, {batch} x {length} bp, "
+          f"{out['backend']} ({out['device']}), median of {repeats} interleaved calls (ratio > 1: genoseg faster)")
+    print(f"  authors' jitted forward, float32   {med['authors']:.4f} s")
+    for name in models:
+        ratio = med["authors"] / med[name]
+        diff = float(np.abs(outputs["authors"] - outputs[name]).max())
+        out[f"{name} median_s"], out[f"{name} ratio"], out[f"{name} max_abs_diff"] = med[name], ratio, diff
+        print(f"  {name + (' float32 (einsum)' if name == 'genoseg' else ''):34s} {med[name]:.4f} s   "
+              f"ratio {ratio:.2f}x   max |dp| vs authors {diff:.1e}")
     if json_out:
         pathlib.Path(json_out).write_text(json.dumps(out, indent=1))
     return 0
