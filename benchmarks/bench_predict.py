@@ -213,6 +213,7 @@ def compare_authors(length: int, batch: int, repeats: int, json_out=None, size: 
     variants = {"authors": lambda: afn(aparams, tokens)}
     models = {"genoseg": build_model(cfg, tree, attention="einsum")}
     if jax.default_backend() == "gpu":
+        models["genoseg f32 dot_product"] = build_model(cfg, tree, attention="dot_product")
         models["genoseg bf16 fused"] = build_model(cfg, tree, compute_dtype="bfloat16", attention="dot_product")
     for name, model in models.items():
         variants[name] = lambda model=model: model.predict_tokens(tokens)
