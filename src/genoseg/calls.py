@@ -585,7 +585,8 @@ def _write_gff3(path: str, seg_paths: Sequence[str], feats: Sequence[str], conti
         types = textout.Table([gff_escape(f) for f in feats])
         seqid_table = textout.Table(seqids)
         for rec, f, ids in textout.merged_order(seg_paths):
-            out.write(textout.gff_lines(rec, f, ids, seqid_table, source, types))
+            for text in textout.iter_lines(textout.gff_fields(rec, f, ids, seqid_table, source, types), rec.size):
+                out.write(text)
 
 
 def read_summary(calls_dir: str) -> Optional[dict]:

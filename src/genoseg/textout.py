@@ -104,40 +104,72 @@ _POW10 = 10 ** np.arange(20, dtype=np.uint64)
 _CACHE_BYTES = 1 << 20  # lines are formatted in pieces of about this many bytes
 
 
-def format_lines(fields: Sequence, rows: int) -> tuple[np.ndarray, np.ndarray]:
+def iter_lines(fields: Sequence, rows: int) -> Iterator[np.ndarray]:
     """``rows`` text lines made of ``fields`` in order, each one of: ``bytes`` (the same
     in every line), a non-negative integer array (written in decimal) or a pair
-    ``(Table, index array)``. Returns the text (uint8) and the length of each line."""
-    lengths = np.zeros(rows, np.int64)
+    ``(Table, index array)``; yielded as text (uint8) in pieces of whole lines.
+
+    The lines are built in pieces of about :data:`_CACHE_BYTES` in one reused byte
+    matrix (every column is written for every piece, so it is never cleared; the
+    constant columns only for the first) and each piece, its padding dropped, is
+    yielded to be written out while it is in the cache: the text of many lines
+    (hundreds of MB on noise) is never held whole."""
+    widths = _widths(fields)
+    starts = np.cumsum([0] + widths[:-1]).tolist()
+    step = max(256, _CACHE_BYTES // max(sum(widths), 1))
+    M = np.empty((min(step, rows), sum(widths)), np.uint8)
+    for f, a, w in zip(fields, starts, widths):
+        if isinstance(f, bytes):
+            _cells(M, a, w)[:] = np.frombuffer(f, np.void(w).dtype)[0]
+    for r in range(0, rows, step):
+        m = M[:min(step, rows - r)]
+        looked_up: dict = {}  # a table field repeated in the line is looked up once
+        for f, a, w in zip(fields, starts, widths):
+            if isinstance(f, tuple) and w:
+                key = (id(f[0]), id(f[1]))
+                if key not in looked_up:
+                    looked_up[key] = _lookup(f[0].cells(w), f[1][r:r + step])
+                _cells(m, a, w)[:] = looked_up[key]
+            elif not isinstance(f, (bytes, tuple)):
+                _put_digits(m, a, w, f[r:r + step])
+        yield m[m != 0]  # boolean indexing: faster than np.compress
+
+
+def _lookup(cells: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``cells[idx]``; one cell when ``idx`` holds one value (one contig, one feature)."""
+    if idx.size and idx[0] == idx[-1] and idx.min() == idx.max():
+        return cells[idx[0]]
+    return cells[idx]
+
+
+def _widths(fields: Sequence) -> list[int]:
+    """Column width of each field: its widest value."""
     widths = []
     for f in fields:
         if isinstance(f, bytes):
-            lengths += len(f)
             widths.append(len(f))
         elif isinstance(f, tuple):
-            w = f[0].lens[f[1]]
-            lengths += w
-            widths.append(int(w.max(initial=0)))
+            widths.append(int(f[0].lens[f[1]].max(initial=0)))
         else:
-            nd = np.maximum(np.searchsorted(_POW10, np.asarray(f, np.uint64), side="right"), 1)
-            lengths += nd
-            widths.append(int(nd.max(initial=1)))
-    step = max(256, _CACHE_BYTES // max(sum(widths), 1))
-    parts = []
-    for r in range(0, rows, step):
-        M = np.zeros((min(step, rows - r), sum(widths)), np.uint8)
-        a = 0
-        for f, w in zip(fields, widths):
-            if isinstance(f, bytes):
-                _cells(M, a, w)[:] = np.frombuffer(f, np.void(w).dtype)[0]
-            elif isinstance(f, tuple) and w:
-                np.take(f[0].cells(w), f[1][r:r + step], out=_cells(M, a, w))
-            elif not isinstance(f, tuple):
-                _put_digits(M, a, w, f[r:r + step])
-            a += w
-        parts.append(M[M != 0])
-    text = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.uint8)
-    return text, lengths
+            widths.append(int(_ndigits(np.max(f, initial=0))))
+    return widths
+
+
+def _ndigits(x) -> Union[int, np.ndarray]:
+    """Decimal digits of non-negative integers (1 for 0)."""
+    nd = np.searchsorted(_POW10, np.asarray(x, np.uint64), side="right")
+    return np.maximum(nd, 1)
+
+
+def line_lengths(fields: Sequence, rows: int) -> np.ndarray:
+    """Length of each line of :func:`iter_lines` (bytes, newline included)."""
+    lengths = np.full(rows, sum(len(f) for f in fields if isinstance(f, bytes)), np.int64)
+    for f in fields:
+        if isinstance(f, tuple):
+            lengths += f[0].lens[f[1]]
+        elif not isinstance(f, bytes):
+            lengths += _ndigits(f)
+    return lengths
 
 
 def _cells(M: np.ndarray, a: int, w: int) -> np.ndarray:
@@ -172,23 +204,19 @@ def prob_text() -> Table:
     return Table([f"{float(v):.3f}" for v in grid])
 
 
-def bed_lines(rec: np.ndarray, names: Table, feature: str) -> tuple[np.ndarray, np.ndarray]:
-    """BED6 text of segment records: chrom, start, end, name = feature,
-    score = round(mean probability x 1000), strand ``.``. Returns text and line lengths."""
-    return format_lines([(names, rec["cid"]), b"\t", rec["start"], b"\t", rec["end"],
-                         b"\t" + feature.encode() + b"\t", milli_score(rec["qsum"], rec["n"]), b"\t.\n"],
-                        rec.size)
+def bed_fields(rec: np.ndarray, names: Table, feature: str) -> list:
+    """BED6 fields (see :func:`iter_lines`) of segment records: chrom, start, end,
+    name = feature, score = round(mean probability x 1000), strand ``.``."""
+    return [(names, rec["cid"]), b"\t", rec["start"], b"\t", rec["end"], b"\t" + feature.encode() + b"\t",
+            milli_score(rec["qsum"], rec["n"]), b"\t.\n"]
 
 
-def gff_lines(rec: np.ndarray, f: np.ndarray, ids: np.ndarray, seqids: Table, source: str,
-              types: Table) -> np.ndarray:
-    """GFF3 feature lines (1-based closed) of segment records of several features:
+def gff_fields(rec: np.ndarray, f: np.ndarray, ids: np.ndarray, seqids: Table, source: str, types: Table) -> list:
+    """GFF3 feature line fields (1-based closed) of segment records of several features:
     ``f`` feature index (into ``types``), ``ids`` 1-based number within the feature."""
-    text, _ = format_lines([(seqids, rec["cid"]), b"\t" + source.encode() + b"\t", (types, f), b"\t",
-                            rec["start"] + 1, b"\t", rec["end"], b"\t", (_MILLI, milli_score(rec["qsum"], rec["n"])),
-                            b"\t.\t.\tID=", (types, f), b"_", ids, b";Name=", (types, f), b";max_prob=",
-                            (_PROB, rec["qmax"]), b"\n"], rec.size)
-    return text
+    return [(seqids, rec["cid"]), b"\t" + source.encode() + b"\t", (types, f), b"\t", rec["start"] + 1, b"\t",
+            rec["end"], b"\t", (_MILLI, milli_score(rec["qsum"], rec["n"])), b"\t.\t.\tID=", (types, f), b"_", ids,
+            b";Name=", (types, f), b";max_prob=", (_PROB, rec["qmax"]), b"\n"]
 
 
 _MILLI, _PROB = milli_text(), prob_text()
@@ -379,11 +407,13 @@ def write_bed_gz(seg_path: str, out_path: str, names: Sequence[str], feature: st
     index = TabixIndexer()
     longest = 0
     for rec in segment_blocks(seg_path):
-        text, lengths = bed_lines(rec, table, feature)
+        fields = bed_fields(rec, table, feature)
+        lengths = line_lengths(fields, rec.size)
         u1 = bgzf.total + np.cumsum(lengths)
         index.add(rec["cid"], rec["start"], rec["end"], u1 - lengths, u1)
         longest = max(longest, int(rec["end"].max(initial=0)))
-        bgzf.write(text)
+        for text in iter_lines(fields, rec.size):
+            bgzf.write(text)
     bgzf.close()
     if longest <= TBI_MAX:
         index.write(out_path + ".tbi", names, bgzf)
