@@ -38,6 +38,8 @@ except ImportError:  # pragma: no cover
 SEG_DTYPE = np.dtype([("cid", "<i4"), ("start", "<i8"), ("end", "<i8"), ("qsum", "<i8"), ("n", "<i8"),
                       ("qmax", "u1")])
 
+_SEG_ITEM = np.dtype((np.void, SEG_DTYPE.itemsize))  # a record as one opaque item
+
 BLOCK = 1 << 18  # records per block read from a segment file
 
 #: BGZF compression level of the calls BED files (level 1: ~4x faster than bgzip's
@@ -449,9 +451,12 @@ def merged_order(seg_paths: Sequence[str], block: int = BLOCK) -> Iterator[tuple
                 feats.append(np.full(m, k, np.int64))
                 ids.append(np.arange(cur[k] + 1, cur[k] + m + 1, dtype=np.int64))
                 cur[k] += m
-        rec, f, i = np.concatenate(parts), np.concatenate(feats), np.concatenate(ids)
+        # records moved as opaque items: concatenating or indexing the structured dtype
+        # goes field by field, ~10x slower
+        rec = np.concatenate([p.view(_SEG_ITEM) for p in parts]).view(SEG_DTYPE)
+        f, i = np.concatenate(feats), np.concatenate(ids)
         order = np.argsort(key(rec), kind="stable")
-        yield rec[order], f[order], i[order]
+        yield rec.take(order), f[order], i[order]
 
 
 _BED_TYPES = {"chrom": pa.string(), "start": pa.int64(), "end": pa.int64(), "name": pa.string(),
