@@ -521,6 +521,32 @@ def _segments(rows):
     return rec
 
 
+def test_text_lines_match_python_formatting():
+    """The vectorised line builder writes what Python's formatting writes: numbers of
+    every digit count (0, the 4-digit group edges 9999/10000, past 2^32), table fields
+    repeated in a line, a table field with one value per piece and mixed values, over
+    many cache-sized pieces; and its line lengths are those of the lines."""
+    from genoseg import textout
+
+    rng = np.random.default_rng(5)
+    edges = np.array([0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 10001, 99999, 100000, 10 ** 8 - 1, 10 ** 8,
+                      100010001, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 7, 10 ** 15 + 3], np.int64)
+    n = 60_000
+    x = np.concatenate([edges, 10 ** rng.integers(0, 12, n - edges.size) + rng.integers(0, 10, n - edges.size)])
+    y = rng.integers(0, 10, n)  # one digit
+    names = ["chrA", "s", "scaffold_10", "x" * 40]
+    cid = np.repeat(rng.integers(0, len(names), 6), -(-n // 6))[:n]  # long runs of one contig
+    table = textout.Table(names)
+    for big in (False, True):
+        xs = x if big else x % 10 ** 7
+        fields = [(table, cid), b"\t", xs, b"-", y, b"\t", (table, cid), b";n=", xs, b"\n"]
+        expect = [f"{names[c]}\t{a}-{b}\t{names[c]};n={a}\n" for c, a, b in zip(cid.tolist(), xs.tolist(), y.tolist())]
+        pieces = list(textout.iter_lines(fields, n))
+        assert len(pieces) > 10
+        assert b"".join(p.tobytes() for p in pieces) == "".join(expect).encode()
+        assert textout.line_lengths(fields, n).tolist() == [len(e) for e in expect]
+
+
 def test_bed_writer_and_tabix_index_match_htslib(tmp_path):
     """genoseg's own BGZF writer and .tbi: the text equals per-line formatting, gzip and
     htslib read it, and tabix queries through its index equal those through the index

@@ -103,7 +103,7 @@ class Table:
 
 
 _POW10 = 10 ** np.arange(20, dtype=np.uint64)
-_CACHE_BYTES = 1 << 20  # lines are formatted in pieces of about this many bytes
+_CACHE_BYTES = 1 << 19  # lines are formatted in pieces of about this many bytes
 
 
 def iter_lines(fields: Sequence, rows: int) -> Iterator[np.ndarray]:
@@ -180,19 +180,58 @@ def _cells(M: np.ndarray, a: int, w: int) -> np.ndarray:
     return np.ndarray((M.shape[0],), np.dtype((np.void, w)), M, a, (M.strides[0],))
 
 
+def _digit_text(k: int, zero: Optional[bytes]) -> np.ndarray:
+    """``[10^k, k]`` bytes: each number below 10^k in k digits; with leading zeros
+    (``zero`` None) or right-aligned after zero bytes, 0 itself as ``zero``."""
+    r = np.arange(10 ** k)
+    scale = 10 ** np.arange(k - 1, -1, -1)
+    text = (r[:, None] // scale % 10 + 48).astype(np.uint8)
+    if zero is not None:
+        text *= r[:, None] >= scale
+        text[0] = 0
+        text[0, k - len(zero):] = np.frombuffer(zero, np.uint8)
+    return text
+
+
+def _items(mat: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(mat).view(np.dtype((np.void, mat.shape[1]))).ravel()
+
+
+#: 4-digit groups of a number, looked up by ``r + 10000 * (v < 10000)`` for the group
+#: ``r = v % 10000`` of what is left ``v`` of the number: rows 0 .. 9999 all 4 digits
+#: (``0042``), rows 10000 .. 19999 without leading zeros (zero bytes: the number's
+#: first digits; 10000: nothing left, blank, but ``0`` in the number's last group).
+#: Keyed by last group, as 4-byte items.
+_GROUPS = {last: _items(np.concatenate([_digit_text(4, None), _digit_text(4, b"0" if last else b"")]))
+           for last in (False, True)}
+#: the first group of k < 4 digits of a longer number (nothing left: blank), left-aligned
+#: in 4 bytes (the group after it is written over the rest: 4-byte items copy fast)
+_FIRST = {k: _items(np.pad(_digit_text(k, b""), ((0, 0), (0, 4 - k)))) for k in (1, 2, 3)}
+#: a whole number of k < 4 digits
+_SHORT = {k: _items(_digit_text(k, b"0")) for k in (1, 2, 3)}
+
+
 def _put_digits(M: np.ndarray, a: int, w: int, x: np.ndarray) -> None:
     """Decimal digits of ``x`` right-aligned in columns ``a .. a + w`` of ``M`` (the
-    positions before a number's first digit stay zero)."""
+    positions before a number's first digit zero), 4 digits per lookup (3 to 4x fewer
+    passes than digit by digit)."""
     x = np.asarray(x)
-    v = x.astype(np.uint32 if x.size == 0 or int(x.max()) < 1 << 32 else np.uint64)
-    for j in range(w - 1, -1, -1):
-        q = v // 10
-        d = (v - q * 10).astype(np.uint8)
-        d += 48
-        if j < w - 1:
-            d *= v > 0  # nothing left of the number's first digit
-        M[:, a + j] = d
+    big = x.size and int(x.max()) >= 1 << 32
+    v = x.astype(np.uint64 if big else np.uint32)
+    groups = []  # (column, index) of the 4-digit groups, right to left
+    for end in range(a + w, a + 3, -4):
+        q = v // 10000 if end - 4 > a else None
+        r = v - q * 10000 if q is not None else v.copy()  # the first group: all that is left
+        r += (v < 10000) * r.dtype.type(10000)
+        groups.append((end - 4, r, _GROUPS[end == a + w]))
         v = q
+    k = (a + w - len(groups) * 4) - a  # digits before the groups of 4
+    if k and groups:
+        _cells(M, a, 4)[:] = _FIRST[k][v]
+    elif k:
+        _cells(M, a, k)[:] = _SHORT[k][v]
+    for col, r, table in reversed(groups):  # left to right: over the first group's tail
+        _cells(M, col, 4)[:] = table[r]
 
 
 def milli_text() -> Table:
