@@ -290,11 +290,18 @@ class BGZFWriter:
         self.total = 0  # uncompressed bytes written
 
     def write(self, data) -> None:
-        data = self.pending + (data.tobytes() if isinstance(data, np.ndarray) else bytes(data))
-        self.total = len(data) + BGZF_BLOCK * len(self.sizes)
-        full = len(data) - len(data) % BGZF_BLOCK
-        self._blocks(memoryview(data)[:full])
-        self.pending = data[full:]
+        mv = memoryview(data).cast("B")  # whole blocks are compressed from ``data`` itself
+        self.total += len(mv)
+        if self.pending:
+            k = BGZF_BLOCK - len(self.pending)
+            self.pending += bytes(mv[:k])
+            if len(self.pending) < BGZF_BLOCK:
+                return
+            self._blocks(memoryview(self.pending))
+            mv = mv[k:]
+        full = len(mv) - len(mv) % BGZF_BLOCK
+        self._blocks(mv[:full])
+        self.pending = bytes(mv[full:])
 
     def _blocks(self, mv) -> None:
         blocks = [_bgzf_member(mv[a:a + BGZF_BLOCK], self.level) for a in range(0, len(mv), BGZF_BLOCK)]
@@ -318,15 +325,18 @@ class BGZFWriter:
 TBI_MAX = 1 << 29
 
 
+_BIN_SPAN = 1 << np.array([14, 17, 20, 23, 26])        # bin sizes, smallest first
+_BIN_SHIFT = np.array([14, 17, 20, 23, 26, 62])         # (62: the whole-range bin 0)
+_BIN_FIRST = np.array([4681, 585, 73, 9, 1, 0])
+
+
 def reg2bin(beg: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """The UCSC/SAM bin (levels of 2^26 .. 2^14 bp) of each ``[beg, end)``."""
+    """The UCSC/SAM bin (levels of 2^26 .. 2^14 bp) of each ``[beg, end)``: the
+    smallest whose size is above the highest bit where its first and last base differ."""
     beg = np.asarray(beg, np.int64)
     last = np.maximum(np.asarray(end, np.int64), beg + 1) - 1
-    out = np.zeros(beg.size, np.int64)
-    for shift, first in ((26, 1), (23, 9), (20, 73), (17, 585), (14, 4681)):  # smallest bin last
-        m = (beg >> shift) == (last >> shift)
-        out[m] = first + (beg[m] >> shift)
-    return out
+    level = np.searchsorted(_BIN_SPAN, beg ^ last, side="right")
+    return _BIN_FIRST[level] + (beg >> _BIN_SHIFT[level])
 
 
 class TabixIndexer:
