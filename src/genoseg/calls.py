@@ -24,7 +24,7 @@ a segment crossing a batch or task boundary is one segment. :class:`SegmentStrea
 all features of a batch at once with numpy (no Python loop per base, run or segment);
 batches (:mod:`genoseg.frames`) may pack many small contigs. Final segments are appended
 to per-feature segment files as they close, and the BED/GFF3 text is built from those
-in blocks with Arrow compute (:mod:`genoseg.textout`), so memory is bounded whatever the
+in blocks with numpy (:mod:`genoseg.textout`), so memory is bounded whatever the
 input (noise included). Features are split between ``threads`` worker processes; the
 files are byte-identical whatever their number.
 

@@ -218,14 +218,14 @@ def _put_digits(M: np.ndarray, a: int, w: int, x: np.ndarray) -> None:
     x = np.asarray(x)
     big = x.size and int(x.max()) >= 1 << 32
     v = x.astype(np.uint64 if big else np.uint32)
-    groups = []  # (column, index) of the 4-digit groups, right to left
+    groups = []  # (column, row, table) of the 4-digit groups, right to left
     for end in range(a + w, a + 3, -4):
         q = v // 10000 if end - 4 > a else None
         r = v - q * 10000 if q is not None else v.copy()  # the first group: all that is left
         r += (v < 10000) * r.dtype.type(10000)
         groups.append((end - 4, r, _GROUPS[end == a + w]))
         v = q
-    k = (a + w - len(groups) * 4) - a  # digits before the groups of 4
+    k = w - 4 * len(groups)  # digits before the groups of 4
     if k and groups:
         _cells(M, a, 4)[:] = _FIRST[k][v]
     elif k:
