@@ -201,7 +201,7 @@ class _ZoomLevel:
     def _drain(self, final: bool) -> None:
         if self.buf:
             rec = _rec_cat(self.buf)
-            key = (rec["cid"].astype(np.int64) << 32) | (rec["start"] // self.reduction)
+            key = (rec["cid"].astype(np.int64) << 32) | (rec["start"] >> (self.reduction.bit_length() - 1))
             first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
             out = rec if first.size == key.size else _rec_reduce(rec, first)
             self.buf, self.nbuf = [], 0
@@ -210,7 +210,8 @@ class _ZoomLevel:
                 out = _rec_take(out, slice(None, -1))
             if out["cid"].size:
                 self.count += int(out["cid"].size)
-                self.tail = np.concatenate([self.tail, _zoom_records(out, self.scale)])
+                recs = _zoom_records(out, self.scale)
+                self.tail = _cat([self.tail, recs]) if self.tail.size else recs
                 if self.next is not None:
                     self.next.add(out)
         full = self.tail.size if final else self.tail.size - self.tail.size % ITEMS_PER_SLOT
@@ -251,6 +252,12 @@ def _split(start: np.ndarray, length: np.ndarray, most: int) -> tuple[np.ndarray
     return s, np.minimum(s + most, np.repeat(start + length, n))
 
 
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    """Structured arrays (one dtype) end to end: concatenated as bytes, 2x faster than
+    field by field."""
+    return np.concatenate([p.view(np.uint8) for p in parts]).view(parts[0].dtype)
+
+
 def _rec_cat(parts: list[dict]) -> dict:
     return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in _REC_FIELDS}
 
@@ -271,8 +278,8 @@ def _rec_reduce(rec: dict, first: np.ndarray) -> dict:
 def _zoom_records(rec: dict, scale: float) -> np.ndarray:
     out = np.empty(rec["cid"].size, _ZOOM)
     out["cid"], out["start"], out["end"], out["count"] = rec["cid"], rec["start"], rec["end"], rec["count"]
-    lut = np.arange(256, dtype=np.float32) / np.float32(scale)
-    out["min"], out["max"] = lut[rec["min"]], lut[rec["max"]]
+    np.divide(rec["min"], np.float32(scale), out=out["min"], dtype=np.float32)  # as BigWigWriter._decode
+    np.divide(rec["max"], np.float32(scale), out=out["max"], dtype=np.float32)
     np.divide(rec["s1"], scale, out=out["sum"], casting="unsafe")  # float64 quotient, rounded once
     np.divide(rec["s2"], scale * scale, out=out["sumsq"], casting="unsafe")
     return out
@@ -463,7 +470,7 @@ class BigWigWriter:
     # -------------------------------------------------------------------- close
     def close(self) -> None:
         fh = self.fh
-        leaves = np.concatenate(self.leaves) if self.leaves else np.zeros(0, _LEAF)
+        leaves = _cat(self.leaves) if self.leaves else np.zeros(0, _LEAF)
         index_offset = fh.tell()
         _write_rtree(fh, leaves, ITEMS_PER_SLOT, index_offset)
         self.zooms[0].flush()
@@ -497,7 +504,7 @@ class BigWigWriter:
         z.fh.seek(0)
         shutil.copyfileobj(z.fh, fh, 1 << 22)
         z.fh.close()
-        leaves = np.concatenate(z.leaves) if z.leaves else np.zeros(0, _LEAF)
+        leaves = _cat(z.leaves) if z.leaves else np.zeros(0, _LEAF)
         leaves["offset"] += base
         if z.count:
             self.max_block = max(self.max_block, min(z.count, ITEMS_PER_SLOT) * _ZOOM.itemsize)
