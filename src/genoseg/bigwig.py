@@ -359,17 +359,19 @@ class BigWigWriter:
         (starting at rows ``first``, codes ``code``), never per base: sums at the bin
         edges from prefix sums over the runs, minimum and maximum over the runs a bin
         overlaps."""
-        w = code * np.diff(first, append=lay.n)  # int64: codes x run lengths
+        c = code.astype(np.int64)  # one cast: products of one type are 2x faster
+        w = np.diff(first, append=lay.n)
+        w *= c  # codes x run lengths
         c1 = np.empty(first.size + 1, np.int64)
         c1[0] = 0
         np.cumsum(w, out=c1[1:])
-        w *= code
+        w *= c
         c2 = np.empty_like(c1)
         c2[0] = 0
         np.cumsum(w, out=c2[1:])
         r = lay.bin_row
         j = np.searchsorted(first, r, side="right") - 1  # the run holding each bin's first row
-        cj = code[j].astype(np.int64)
+        cj = c[j]
         inside = r - first[j]
         s1 = np.diff(c1[j] + cj * inside, append=c1[-1])
         s2 = np.diff(c2[j] + cj * cj * inside, append=c2[-1])
