@@ -229,7 +229,7 @@ class _ZoomLevel:
 def _write_blocks(fh, recs: np.ndarray, per_block: int, offset: int) -> np.ndarray:
     """Deflate ``recs`` (zoom records), ``per_block`` a block, to ``fh``; returns the
     R-tree leaves (block offsets from ``offset``, the position in the final file)."""
-    raw = recs.tobytes()
+    raw = memoryview(np.ascontiguousarray(recs).view(np.uint8))  # blocks deflated in place, no copies
     bsz = per_block * recs.dtype.itemsize
     blocks = [_deflate(raw[i:i + bsz]) for i in range(0, len(raw), bsz)]
     firsts = np.arange(0, recs.size, per_block)
