@@ -21,9 +21,12 @@ Data. Each contig is cut into aligned *cells* of :data:`CELL` bp; per feature an
 cell, runs of equal codes become bedGraph entries (``[start, end) value``) when that
 is smaller (at most one run per 3 bases: the usual case on smooth output), else the
 values are written fixed-step, span 1 (noise). A section (one compressed block) holds
-up to 1,024 entries or 16,384 consecutive values of one cell. Given batches that never
-split a cell (:func:`genoseg.frames.iter_frames` with ``align=CELL``), the file does
-not depend on how the rows were batched.
+up to :data:`ENTRIES_PER_SECTION` entries or 16,384 consecutive values of one cell.
+Kent's writers put 1,024 entries in a section; here 4,096: each deflate call costs
+~14 us for its Huffman tables whatever its size, and bigger sections make writing ~12 %
+faster and the files ~3 % smaller, for ~50 KB instead of ~12 KB to inflate per query.
+Given batches that never split a cell (:func:`genoseg.frames.iter_frames` with
+``align=CELL``), the file does not depend on how the rows were batched.
 
 Zoom levels. The first level summarises :data:`ZOOM_BASE` bp bins (kent's writers pick
 the first level so that it is at most half the data's size; 128 bp keeps it near a
@@ -55,7 +58,8 @@ BIGWIG_MAGIC = 0x888FFC26
 CIRTREE_MAGIC = 0x2468ACE0
 BPT_MAGIC = 0x78CA8C91
 BLOCK_SIZE = 256             # children per index node
-ITEMS_PER_SLOT = 1024        # bedGraph entries (and zoom records) per block
+ITEMS_PER_SLOT = 1024        # zoom records per block
+ENTRIES_PER_SECTION = 4096   # bedGraph entries per block
 FIXED_PER_SLOT = 16384       # fixed-step values per block
 CELL = 1 << 16               # bp: bedGraph or fixed-step is decided per aligned cell
 ZOOM_BASE = 128              # first zoom level reduction (bp); each next one x4
@@ -403,7 +407,7 @@ class BigWigWriter:
     def _bedgraph_sections(self, lay: Layout, first: np.ndarray, code: np.ndarray, nruns: np.ndarray,
                            bedgraph: np.ndarray) -> dict:
         """The runs (starting at rows ``first``, ``nruns`` per cell) of the bedGraph cells
-        as entries, up to 1,024 a section. Positions from the segments (each starts a
+        as entries, up to :data:`ENTRIES_PER_SECTION` a section. Positions from the segments (each starts a
         run): a run starts at its row plus its segment's offset and ends where the next
         run starts, or with its segment."""
         m = first.size
@@ -420,7 +424,7 @@ class BigWigWriter:
             keep = np.repeat(bedgraph, nruns)
             first, items, nruns = first[keep], items[keep], nruns[bedgraph]
             cols = items.view(np.uint32).reshape(-1, 3)
-        s, e = _split(np.cumsum(nruns) - nruns, nruns, ITEMS_PER_SLOT)
+        s, e = _split(np.cumsum(nruns) - nruns, nruns, ENTRIES_PER_SECTION)
         return {"row": first[s], "cid": lay.cid(first[s]), "start": cols[s, 0], "end": cols[e - 1, 1],
                 "at": s, "count": e - s, "type": _BEDGRAPH_TYPE, "payload": items}
 
@@ -474,7 +478,7 @@ class BigWigWriter:
         fh = self.fh
         leaves = _cat(self.leaves) if self.leaves else np.zeros(0, _LEAF)
         index_offset = fh.tell()
-        _write_rtree(fh, leaves, ITEMS_PER_SLOT, index_offset)
+        _write_rtree(fh, leaves, ENTRIES_PER_SECTION, index_offset)
         self.zooms[0].flush()
         zoom_heads = []
         for z in self.zooms:
