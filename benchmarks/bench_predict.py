@@ -10,7 +10,7 @@ Compile time is measured separately (first call); throughput is the median of
 ``--repeats`` timed calls. Usage::
 
     python benchmarks/bench_predict.py [--quick] [--repeats 5] [--json out.json]
-    python benchmarks/bench_predict.py --compare-authors [--repeats 7]
+    python benchmarks/bench_predict.py --compare-authors [--repeats 7] [--size published --length 30000]
     python benchmarks/bench_predict.py --engine
 
 ``--compare-authors`` times genoseg's SegmentNT against the authors' jitted forward
@@ -18,7 +18,9 @@ Compile time is measured separately (first call); throughput is the median of
 dependency: ``git clone`` it and ``pip install --no-deps ./nucleotide-transformer``)
 on the same random checkpoint (4 layers, width 256) and the same 8 windows of 6,144 bp,
 float32, in one process: A/B calls interleaved, medians, ratio = authors' time /
-genoseg's time (> 1: genoseg faster), and the largest difference of the probabilities.
+genoseg's time (> 1: genoseg faster), and the largest difference of the probabilities;
+``--size published`` uses the published size (29 layers, width 1024), and on a GPU
+genoseg's bfloat16 + fused-attention path is timed beside the two.
 
 ``--engine`` runs ``predict_chunk`` over a synthetic genome (a long contig with N
 gaps and short runs, plus many small scaffolds) with the tiny SegmentNT and with the
@@ -51,13 +53,19 @@ FEATURES = tuple(json.loads((GOLDEN / "segment_nt_tiny" / "jax_model" / "hyperpa
 NT_SIZES = {
     "tiny": dict(embed_dim=32, attention_heads=4, key_dim=8, ffn_embed_dim=64, num_layers=2),
     "small": dict(embed_dim=256, attention_heads=8, key_dim=32, ffn_embed_dim=512, num_layers=4),
+    "published": dict(embed_dim=1024, attention_heads=16, key_dim=64, ffn_embed_dim=4096, num_layers=29),
 }
 
 
+def nt_config(size: str) -> SegmentNTConfig:
+    """The published SegmentNT layout (GLU swish, rotary, no FFN bias) at ``size``."""
+    return SegmentNTConfig(features=FEATURES, use_glu_in_ffn=True, ffn_activation_name="swish",
+                           add_bias_ffn=False, use_rotary_embedding=True, positional_embedding=None,
+                           rescaling_factor=5000 / 2048, **NT_SIZES[size])
+
+
 def nt_model(size: str, dtype: str, attention: str):
-    cfg = SegmentNTConfig(features=FEATURES, use_glu_in_ffn=True, ffn_activation_name="swish",
-                          add_bias_ffn=False, use_rotary_embedding=True,
-                          rescaling_factor=5000 / 2048, **NT_SIZES[size])
+    cfg = nt_config(size)
     return build_model(cfg, random_params(cfg), compute_dtype=dtype, attention=attention)
 
 
@@ -92,10 +100,18 @@ def main(argv=None) -> int:
                     help="A/B against the authors' jitted SegmentNT forward (needs nucleotide_transformer)")
     ap.add_argument("--engine", action="store_true", help="predict_chunk statistics on a synthetic genome")
     ap.add_argument("--length", type=int, default=6144, help="window length for --compare-authors")
+    ap.add_argument("--backbone", choices=["segment_nt", "segment_enformer", "segment_borzoi"],
+                    default="segment_nt", help="backbone for --compare-authors (Enformer/Borzoi: golden tiny "
+                    "configuration at 8,192 bp, or --size published at the published window)")
+    ap.add_argument("--size", choices=sorted(NT_SIZES), default="small",
+                    help="SegmentNT size for --compare-authors (published: 29 layers, width 1024)")
     ap.add_argument("--batch", type=int, default=8, help="batch size for --compare-authors / --engine")
     args = ap.parse_args(argv)
+    if args.compare_authors and args.backbone != "segment_nt":
+        size = "published" if args.size == "published" else "tiny"
+        return compare_authors_trunk(args.backbone, size, args.batch, args.repeats, args.json)
     if args.compare_authors:
-        return compare_authors(args.length, args.batch, args.repeats, args.json)
+        return compare_authors(args.length, args.batch, args.repeats, args.json, args.size)
     if args.engine:
         return engine(args.batch, args.json)
 
@@ -183,11 +199,12 @@ def authors_segment_nt(cfg: SegmentNTConfig):
     return jax.jit(probs), fwd.init, to_published
 
 
-def compare_authors(length: int, batch: int, repeats: int, json_out=None) -> int:
-    """A/B timing of genoseg vs the authors' jitted forward (see module docstring)."""
-    cfg = SegmentNTConfig(features=FEATURES, use_glu_in_ffn=True, ffn_activation_name="swish",
-                          add_bias_ffn=False, use_rotary_embedding=True, rescaling_factor=5000 / 2048,
-                          **NT_SIZES["small"])
+def compare_authors(length: int, batch: int, repeats: int, json_out=None, size: str = "small") -> int:
+    """A/B timing of genoseg vs the authors' jitted forward (see module docstring).
+
+    Both in float32 with the same checkpoint; on a GPU genoseg's bfloat16 path with the
+    fused attention is timed beside them (the authors' code has no such path)."""
+    cfg = nt_config(size)
     authors = authors_segment_nt(cfg)
     if authors is None:
         print("nucleotide_transformer is not importable: git clone "
@@ -198,23 +215,138 @@ def compare_authors(length: int, batch: int, repeats: int, json_out=None) -> int
 
     tokens = jax.numpy.asarray(tokenize(random_windows(np.random.default_rng(0), batch, length)))
     aparams = init(jax.random.PRNGKey(0), tokens[:1, :5])
-    model = build_model(cfg, to_published(aparams), attention="einsum")
-    a, g = np.asarray(afn(aparams, tokens)), np.asarray(model.predict_tokens(tokens))  # compile both
-    times: dict[str, list] = {"authors": [], "genoseg": []}
-    for _ in range(repeats):  # interleaved, so load on the machine hits both alike
-        for key, fn in (("authors", lambda: afn(aparams, tokens)), ("genoseg", lambda: model.predict_tokens(tokens))):
+    tree = to_published(aparams)
+    variants = {"authors": lambda: afn(aparams, tokens)}
+    models = {"genoseg": build_model(cfg, tree, attention="einsum")}
+    if jax.default_backend() == "gpu":
+        models["genoseg f32 dot_product"] = build_model(cfg, tree, attention="dot_product")
+        models["genoseg bf16 fused"] = build_model(cfg, tree, compute_dtype="bfloat16", attention="dot_product")
+    for name, model in models.items():
+        variants[name] = lambda model=model: model.predict_tokens(tokens)
+    outputs = {name: np.asarray(fn()) for name, fn in variants.items()}  # compile all
+    times: dict[str, list] = {name: [] for name in variants}
+    for _ in range(repeats):  # interleaved, so load on the machine hits all alike
+        for name, fn in variants.items():
             t0 = time.perf_counter()
             fn().block_until_ready()
-            times[key].append(time.perf_counter() - t0)
+            times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {"backend": jax.default_backend(), "device": jax.devices()[0].device_kind, "layers": cfg.num_layers,
            "width": cfg.embed_dim, "length": length, "batch": batch, "repeats": repeats,
            "authors_median_s": med["authors"], "genoseg_median_s": med["genoseg"],
-           "ratio": med["authors"] / med["genoseg"], "max_abs_diff": float(np.abs(a - g).max())}
-    print(f"SegmentNT {cfg.num_layers} layers, width {cfg.embed_dim}, {batch} x {length} bp, float32, "
-          f"{out['backend']} ({out['device']}), median of {repeats} interleaved calls")
-    print(f"  authors' jitted forward {med['authors']:.3f} s   genoseg {med['genoseg']:.3f} s   "
-          f"ratio {out['ratio']:.2f}x (>1: genoseg faster)   max |dp| {out['max_abs_diff']:.1e}")
+           "ratio": med["authors"] / med["genoseg"],
+           "max_abs_diff": float(np.abs(outputs["authors"] - outputs["genoseg"]).max())}
+    print(f"SegmentNT {cfg.num_layers} layers, width {cfg.embed_dim}, {batch} x {length} bp, "
+          f"{out['backend']} ({out['device']}), median of {repeats} interleaved calls (ratio > 1: genoseg faster)")
+    print(f"  authors' jitted forward, float32   {med['authors']:.4f} s")
+    for name in models:
+        ratio = med["authors"] / med[name]
+        diff = float(np.abs(outputs["authors"] - outputs[name]).max())
+        out[f"{name} median_s"], out[f"{name} ratio"], out[f"{name} max_abs_diff"] = med[name], ratio, diff
+        print(f"  {name + (' float32 (einsum)' if name == 'genoseg' else ''):34s} {med[name]:.4f} s   "
+              f"ratio {ratio:.2f}x   max |dp| vs authors {diff:.1e}")
+    if json_out:
+        pathlib.Path(json_out).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def authors_trunk(backbone: str, raw_cfg: dict, features):
+    """The authors' SegmentEnformer / SegmentBorzoi forward, built as their
+    ``get_pretrained_segment_*_model`` builds it but with the configuration ``raw_cfg``
+    (their field names): ``(jitted probs(params, state, tokens), transformed)``, or
+    ``None`` when their package is not importable."""
+    try:
+        import haiku as hk
+        import jax.numpy as jnp
+        from nucleotide_transformer.enformer.heads import UNetHead
+        if backbone == "segment_enformer":
+            from nucleotide_transformer.enformer.model import EnformerConfig as AuthorsConfig
+            from nucleotide_transformer.enformer.model import build_enformer_with_head_fn as build
+            names = dict(embedding_name="embedding_transformer_tower", name="Enformer")
+        else:
+            from nucleotide_transformer.borzoi.model import BorzoiConfig as AuthorsConfig
+            from nucleotide_transformer.borzoi.model import build_borzoi_fn_with_head_fn as build
+            names = dict(embedding_name="embedding", name="Borzoi")
+    except ImportError:
+        return None
+    acfg = AuthorsConfig(**raw_cfg)
+    fwd = hk.transform_with_state(build(
+        config=acfg, compute_dtype=jnp.float32, **names,
+        head_fn=lambda: UNetHead(features=list(features), embed_dimension=acfg.embed_dim,
+                                 nucl_per_token=acfg.dim_divisible_by, remove_cls_token=False)))
+
+    def probs(params, state, tokens):
+        outs, _ = fwd.apply(params, state, None, tokens)
+        return jax.nn.softmax(outs["logits"].astype(jnp.float32), axis=-1)[..., -1]
+
+    return jax.jit(probs), fwd
+
+
+def compare_authors_trunk(backbone: str, size: str, batch: int, repeats: int, json_out=None) -> int:
+    """A/B timing of genoseg's SegmentEnformer / SegmentBorzoi against the authors'
+    jitted forward on the same random weights (their init, published names): ``tiny``
+    is the golden configuration at 8,192 bp, ``published`` the authors' default at its
+    published window. On a GPU genoseg's bfloat16 run is timed beside them."""
+    from genoseg.models import segment_borzoi, segment_enformer
+
+    module = segment_enformer if backbone == "segment_enformer" else segment_borzoi
+    raw = json.loads((GOLDEN / f"{backbone}_tiny" / "config.json").read_text()) if size == "tiny" else {}
+    cfg = module.EnformerConfig(**raw) if module is segment_enformer else module.BorzoiConfig(**raw)
+    authors = authors_trunk(backbone, raw, cfg.features)
+    if authors is None:
+        print("nucleotide_transformer is not importable (see --compare-authors)")
+        return 2
+    afn, transformed = authors
+    length = 8192 if size == "tiny" else module.DEFAULT_WINDOW
+    models = {"genoseg": lambda tree, st: module.build_model(cfg, tree, st, window_length=length)}
+    if jax.default_backend() == "gpu":
+        models["genoseg bf16"] = lambda tree, st: module.build_model(cfg, tree, st, compute_dtype="bfloat16",
+                                                                     window_length=length)
+    first = next(iter(models.values()))
+    probe = None
+    seqs = random_windows(np.random.default_rng(0), batch, length)
+    params, state = transformed.init(jax.random.PRNGKey(0), jax.numpy.zeros((1, length), jax.numpy.int32),
+                                     is_training=True)  # creates the batch-norm moving averages
+    rng = np.random.default_rng(1)
+    tree = {m: {k: np.asarray(v) for k, v in d.items()} for m, d in params.items()}
+    # init leaves the moving averages at zero (a variance of 0): give them plausible values
+    st = {m: {k: (rng.uniform(0.5, 1.5, np.shape(v)) if "var" in m else rng.normal(0, 0.1, np.shape(v))
+                  ).astype(np.float32) if k == "average" else np.asarray(v) for k, v in d.items()}
+          for m, d in state.items()}
+    state = jax.tree_util.tree_map(jax.numpy.asarray, st)
+    built = {name: make(tree, st) for name, make in models.items()}
+    probe = first(tree, st)
+    tokens = jax.numpy.asarray(probe.tokenize(seqs))
+    lo, hi = probe.output_span(length)
+    variants = {"authors": lambda: afn(params, state, tokens)}
+    for name, model in built.items():
+        variants[name] = lambda model=model: model.predict_tokens(tokens)
+    outputs = {name: np.asarray(fn()) for name, fn in variants.items()}
+    times: dict[str, list] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            fn().block_until_ready()
+            times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ref = outputs["authors"]
+    out = {"backbone": backbone, "size": size, "backend": jax.default_backend(),
+           "device": jax.devices()[0].device_kind, "length": length, "batch": batch, "repeats": repeats,
+           "authors_median_s": med["authors"]}
+    print(f"{backbone} ({size}), {batch} x {length:,} bp, {out['backend']} ({out['device']}), median of "
+          f"{repeats} interleaved calls (ratio > 1: genoseg faster)")
+    print(f"  authors' jitted forward, float32   {med['authors']:.4f} s")
+    for name in built:
+        got = outputs[name]
+        if got.shape != ref.shape:  # the authors' head covers every input base; genoseg crops to its span
+            ref_cmp = ref[:, lo:hi] if ref.shape[1] == length else ref
+        else:
+            ref_cmp = ref
+        diff = float(np.abs(ref_cmp - got).max())
+        out[f"{name} median_s"], out[f"{name} ratio"] = med[name], med["authors"] / med[name]
+        out[f"{name} max_abs_diff"] = diff
+        print(f"  {name + (' float32' if name == 'genoseg' else ''):34s} {med[name]:.4f} s   "
+              f"ratio {med['authors'] / med[name]:.2f}x   max |dp| vs authors {diff:.1e}")
     if json_out:
         pathlib.Path(json_out).write_text(json.dumps(out, indent=1))
     return 0

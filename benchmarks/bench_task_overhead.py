@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fixed cost of a ``genoseg predict`` task, at the published SegmentNT size.
 
-Subcommands (more may be added beside them; each is one ``cmd_<name>`` function):
+Subcommands (more may be added beside them; each is one ``_<name>(args, work)`` function):
 
 ``startup``
     Writes a SegmentNT checkpoint in the published layout with random weights
@@ -71,7 +71,8 @@ PUBLISHED_NT = dict(k_for_kmers=6, max_positions=2048, embed_scale=1.0, emb_laye
 # ----------------------------------------------------------------- children
 def child(code: str, env: dict | None = None, timeout: float = 3600) -> tuple[float, dict]:
     """Run ``code`` in a fresh interpreter; returns (wall seconds, the JSON it prints last)."""
-    full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+    full_env = {**os.environ, "PYTHONPATH": path, **(env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True,
                           timeout=timeout)
@@ -149,13 +150,17 @@ print(json.dumps({{"lower_s": t1 - t0, "compile_s": t2 - t1, "hits": stats.hits,
 
 
 # ----------------------------------------------------------------- startup
-def cmd_startup(args) -> dict:
-    work = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="genoseg_overhead_"))
-    try:
-        return _startup(args, work)
-    finally:
-        if not args.workdir and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+def in_workdir(body):
+    """The subcommand running ``body(args, work)`` in ``--workdir`` (kept) or a
+    temporary directory (removed afterwards unless ``--keep``)."""
+    def cmd(args) -> dict:
+        work = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="genoseg_overhead_"))
+        try:
+            return body(args, work)
+        finally:
+            if not args.workdir and not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+    return cmd
 
 
 def _checkpoints(args, work: pathlib.Path, result: dict) -> tuple[pathlib.Path, pathlib.Path]:
@@ -256,15 +261,6 @@ print(json.dumps({{"rc": rc, "in_process_s": time.perf_counter() - t0, "stats": 
 """
 
 
-def cmd_task(args) -> dict:
-    work = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="genoseg_overhead_"))
-    try:
-        return _task(args, work)
-    finally:
-        if not args.workdir and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-
-
 def _task(args, work: pathlib.Path) -> dict:
     import numpy as np
 
@@ -320,7 +316,7 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default=None, help="keep the checkpoint and caches here (reused when present)")
     p.add_argument("--keep", action="store_true", help="do not delete the temporary directory")
     p.add_argument("--json", default=None, help="also write the results as JSON here")
-    p.set_defaults(run=cmd_startup, report=report_startup)
+    p.set_defaults(run=in_workdir(_startup), report=report_startup)
     t = sub.add_parser("task", help="one whole genoseg predict task (cold and warm compilation cache)")
     t.add_argument("--megabases", type=float, default=6.0)
     t.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
@@ -329,7 +325,7 @@ def main(argv=None) -> int:
     t.add_argument("--workdir", default=None, help="reuse the checkpoint made by startup here")
     t.add_argument("--keep", action="store_true")
     t.add_argument("--json", default=None)
-    t.set_defaults(run=cmd_task, report=report_task)
+    t.set_defaults(run=in_workdir(_task), report=report_task)
     args = ap.parse_args(argv)
     res = args.run(args)
     print(args.report(res))

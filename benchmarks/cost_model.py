@@ -8,13 +8,15 @@ of predict tasks, windows per task, model seconds per task and the GPU-busy frac
 for given per-window GPU times. A task's model time is its chunk's estimated work
 (``work_seconds``: every window it computes, halo included, scaled by window length)
 rescaled to the given SegmentNT time per 30 kb window; the other backbones are scaled
-by their FLOPs relative to SegmentNT (``genoseg.windows.WORK_TABLE``). The fixed cost
+by their float32 times relative to SegmentNT (``genoseg.windows.WORK_TABLE``, measured
+on an H200; in bfloat16 SegmentNT gains 5.2x, the others 1.6-1.8x, so the bfloat16
+column understates their model time and their GPU-busy fraction). The fixed cost
 per task is what a task pays besides the model: interpreter + JAX + device start,
 weight load, trace and compile (warm persistent cache) of each window shape, reading
 its staged sequence and writing its Parquet file; the first task on each GPU compiles
-cold. The defaults (:class:`FixedCost`) are the CPU figures of
-`benchmarks/bench_task_overhead.py` plus estimates for the GPU-only parts, until
-measured (``--overhead-json`` reads its JSON; ``--fixed-seconds`` sets the total).
+cold. The defaults (:class:`FixedCost`) are `benchmarks/bench_task_overhead.py`'s figures
+on one H200 node (``--overhead-json`` reads that script's JSON from your nodes;
+``--fixed-seconds`` sets the total).
 
 Without ``--plan``, it makes the plans itself for hg38 (chr1-22, X, Y, M: the public
 GRCh38 chromosome lengths) with `genoseg plan`'s defaults, one per backbone, written
@@ -25,7 +27,7 @@ windows); Enformer/Borzoi windows cross N and lose only all-N windows (~1-2 %).
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/cost_model.py [--seconds-per-window 0.1,0.04] [--json]
+    PYTHONPATH=src python benchmarks/cost_model.py [--seconds-per-window 0.092,0.0177] [--json]
     PYTHONPATH=src python benchmarks/cost_model.py --plan PLAN/plan.json [--plan ...]
 """
 
@@ -64,21 +66,23 @@ REFERENCE = "segment_nt"  # the per-window times given are SegmentNT's at its 30
 class FixedCost:
     """Seconds a predict task spends besides the model, per task on one GPU.
 
-    Defaults: ``bench_task_overhead.py startup`` at the published SegmentNT size on this
-    project's CPU (README, "Task overhead": start 2.1 s, trace + lower 2.9 s and warm
-    compile 0.55 s per window shape, cold compile 2.5 s) plus ESTIMATES for what a CPU
-    run cannot show: CUDA context and device start (+2 s), 2.2 GB of converted weights
-    from shared storage to the GPU (2 s), the staged chunk sequence in and the last
-    Parquet row groups out (1 s). Tracing and compiling are per window shape: a SegmentNT
+    Defaults: measured on one H200 node (16 cores) at the published SegmentNT size,
+    bfloat16, batch 8 (``bench_task_overhead.py startup``; README, "Task overhead"):
+    start 2.1 s, converted weights to the GPU 1.45 s, trace + lower 0.46 s and
+    warm-cache compile 0.23 s per window shape, cold compile 4.8 s; plus an ESTIMATE of
+    1 s for the staged chunk sequence in and the last Parquet row groups out (shared
+    storage is not measured). Tracing and compiling are per window shape: a SegmentNT
     chunk holds up to five window lengths, Enformer/Borzoi one. The first task on each
-    GPU compiles with an empty persistent cache (cold instead of warm)."""
+    GPU compiles with an empty persistent cache (cold instead of warm). One whole task
+    measured end to end (``bench_task_overhead.py task``, one window shape): 4.5 s
+    besides its windows with a warm cache, 8.4 s with an empty one."""
 
-    start_s: float = 4.1
-    load_s: float = 2.0
+    start_s: float = 2.1
+    load_s: float = 1.45
     io_s: float = 1.0
-    trace_per_shape_s: float = 2.9
-    compile_per_shape_s: float = 0.55
-    cold_compile_per_shape_s: float = 2.5
+    trace_per_shape_s: float = 0.46
+    compile_per_shape_s: float = 0.23
+    cold_compile_per_shape_s: float = 4.8
 
     def per_task_s(self, shapes: int) -> float:
         return self.start_s + self.load_s + self.io_s + (self.trace_per_shape_s + self.compile_per_shape_s) * shapes
@@ -169,8 +173,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plan", action="append", default=None, help="a plan.json (repeatable); default: hg38 per backbone")
     ap.add_argument("--outdir", default=None, help="where the hg38 plans are written (default: a temporary directory)")
-    ap.add_argument("--seconds-per-window", default="0.1,0.04",
-                    help="SegmentNT GPU seconds per 30 kb window, comma-separated (default 0.1 float32, 0.04 bfloat16)")
+    ap.add_argument("--seconds-per-window", default="0.092,0.0177",
+                    help="SegmentNT GPU seconds per 30 kb window, comma-separated (default: measured on an H200, "
+                         "0.092 float32, 0.0177 bfloat16)")
     ap.add_argument("--chunk-seconds", type=float, default=windows.DEFAULT_CHUNK_SECONDS,
                     help="chunk size of the hg38 plans (default: genoseg plan's)")
     ap.add_argument("--gpus", type=int, default=16, help="GPUs, each paying one cold compile (default 16)")

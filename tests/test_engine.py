@@ -322,3 +322,39 @@ def test_bench_stages_quick(tmp_path):
         ("realistic", s) for s in ("collect", "call", "tracks", "report", "read")}
     assert all(r["bases_per_s"] > 0 and 50 < r["peak_rss_mb"] < 2048 for r in rows)
     assert [r["rows"] for r in rows if r["stage"] == "read"] == [1_000_000, 1_000_000]
+
+
+def test_bench_gpu_quick(tmp_path):
+    """benchmarks/bench_gpu.py --quick (tiny shapes, CPU): every SegmentNT row and the
+    engine row are measured, the bfloat16 and dot_product rows agree with the float32
+    einsum reference, and the engine computes every window of the genome."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"))
+    out = tmp_path / "gpu.json"
+    res = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_gpu.py"), "--quick",
+                          "--sections", "nt,engine", "--nt-batches", "1,2", "--repeats", "1",
+                          "--engine-mb", "0.2", "--json", str(out)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    nt = [r for r in rows if r["model"].startswith("segment_nt")]
+    assert {(r["dtype"], r["attention"], r["batch"]) for r in nt} == {
+        ("float32", "einsum", 2), ("bfloat16", "dot_product", 1), ("bfloat16", "dot_product", 2),
+        ("bfloat16", "einsum", 2), ("float32", "dot_product", 2)}
+    assert all("error" not in r and r["windows_per_s"] > 0 for r in nt)
+    diffs = {(r["dtype"], r["attention"]): r["max_abs_diff"] for r in nt if "max_abs_diff" in r}
+    assert diffs[("float32", "dot_product")] < 1e-5 and max(diffs.values()) < 1.5e-2
+    (engine,) = [r for r in rows if r["model"].startswith("engine")]
+    assert engine["bases"] == 200_000 and engine["windows_computed"] >= 200_000 // 768
+    assert 0 <= engine["padded_fraction"] < 0.5
+
+
+def test_bench_predict_configs_build():
+    """bench_predict's SegmentNT configs are accepted by the model (a config check once
+    broke every benchmark run without any test noticing)."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import bench_predict
+
+    model = bench_predict.nt_model("tiny", "float32", "auto")
+    probs = model.predict(bench_predict.random_windows(np.random.default_rng(0), 2, 96))
+    assert probs.shape == (2, 96, len(bench_predict.FEATURES)) and np.isfinite(probs).all()
+    assert {bench_predict.nt_config(s).num_layers for s in bench_predict.NT_SIZES} == {2, 4, 29}

@@ -140,7 +140,8 @@ def test_cost_model_reads_a_real_plan(genome, tmp_path, capsys):
     fa, _ = genome
     assert main(["plan", "--fasta", fa, "--backbone", "segment_nt", "--window-length", "96",
                  "--target-chunks", "3", "--outdir", str(tmp_path / "p")]) == 0
-    assert cost_model.main(["--plan", str(tmp_path / "p" / "plan.json"), "--json", "--fixed-seconds", "1"]) == 0
+    assert cost_model.main(["--plan", str(tmp_path / "p" / "plan.json"), "--json", "--fixed-seconds", "1",
+                            "--seconds-per-window", "0.1,0.04"]) == 0
     out = json.loads(capsys.readouterr().out)
     (row,) = out["plans"]
     assert row["tasks"] == 3 and not row["layout_only"] and row["windows"] == json.load(open(tmp_path / "p" / "plan.json"))["n_windows"]

@@ -79,25 +79,27 @@ BACKBONE_TABLE = {
     "segment_borzoi": dict(window_length=524_288, length_multiple=128, allows_n=True, output_length=196_608),
 }
 
-#: Model-time ESTIMATES used to size chunks (not measurements): ``(seconds per window of
-#: the backbone's default length on one H100 in float32, share of that work growing
-#: with the square of the length)``. SegmentNT's 0.1 s at 30 kb is the reference figure
-#: (about 0.04 s in bfloat16); the other backbones are scaled from it by their forward
-#: FLOP counts (XLA cost analysis of the published configurations at batch 1:
-#: SegmentNT 30 kb 8.24 TFLOP, SegmentEnformer 196,608 bp 3.50, SegmentBorzoi
-#: 524,288 bp 5.69). The quadratic share is fitted to the FLOPs at other lengths
-#: (SegmentNT: attention over L/6 tokens, 37 %; Enformer: 1,536 tokens, 5 %; Borzoi's
-#: fixed 196,608-bp head makes its cost grow slower than linearly: counted as linear).
+#: Model time per window used to size chunks: ``(seconds per window of the backbone's
+#: default length on one GPU in float32, share of that work growing with the square of
+#: the length)``. The seconds are MEASURED on one H200 (random weights at the published
+#: sizes, ``benchmarks/bench_gpu.py``, jax 0.11.2): SegmentNT 30 kb 0.092 s (batch 8,
+#: XLA's dot_product attention; 0.018 s in bfloat16 with cuDNN's fused kernel),
+#: SegmentEnformer 196,608 bp 0.021 s and SegmentBorzoi 524,288 bp 0.039 s (batch 1;
+#: 0.012 s and 0.023 s in bfloat16). The quadratic share is fitted to the forward FLOPs
+#: at other lengths (XLA cost analysis; SegmentNT: attention over L/6 tokens, 37 %;
+#: Enformer: 1,536 tokens, 5 %; Borzoi's fixed 196,608-bp head makes its cost grow
+#: slower than linearly: counted as linear).
 WORK_TABLE = {
-    "segment_nt": (0.10, 0.37),
-    "segment_nt_multi_species": (0.10, 0.37),
-    "segment_enformer": (0.042, 0.05),
-    "segment_borzoi": (0.069, 0.0),
+    "segment_nt": (0.092, 0.37),
+    "segment_nt_multi_species": (0.092, 0.37),
+    "segment_enformer": (0.021, 0.05),
+    "segment_borzoi": (0.039, 0.0),
 }
-#: ``genoseg plan``'s default target of model time per chunk (seconds, by the estimate):
-#: about 6,000 full SegmentNT windows, ~35 tasks for hg38, so that the fixed cost of a
-#: task (start, weights, trace and compile of up to five window shapes: ~24 s) stays under
-#: 10 % of its model time even at 0.04 s/window (see README, "Task sizing").
+#: ``genoseg plan``'s default target of model time per chunk (float32 seconds of
+#: :data:`WORK_TABLE`): about 6,500 full SegmentNT windows, 32 tasks for hg38, so that the
+#: fixed cost of a task (start, weights, trace and warm-cache compile of up to five window
+#: shapes: ~8 s measured on an H200 node) stays under 10 % of its model time in bfloat16
+#: too (~2 min per task there; see README, "Task sizing").
 DEFAULT_CHUNK_SECONDS = 600.0
 #: ``genoseg annotate``'s default (one process: no per-task start-up to amortise).
 DEFAULT_WINDOWS_PER_CHUNK = 64

@@ -6,10 +6,10 @@ Writes ``OUTDIR/plan.json`` and ``OUTDIR/chunks/chunk_NNNNN.json`` (see
 model weights: window geometry comes from the backbone table, refined by the model
 directory's small config files when ``--model`` is given.
 
-Task size: chunks hold about --chunk-seconds of estimated model time each (default
-600 s: ~35 predict tasks for hg38 with SegmentNT), or --target-chunks equal parts, or
---windows-per-chunk windows. The estimate is per backbone for one H100 in float32
-(SegmentNT 0.1 s per 30 kb window, SegmentEnformer 0.042 s, SegmentBorzoi 0.069 s;
+Task size: chunks hold about --chunk-seconds of model time each (default 600 s: 32
+predict tasks for hg38 with SegmentNT), or --target-chunks equal parts, or
+--windows-per-chunk windows. Times are per backbone, measured on one H200 in float32
+(SegmentNT 0.092 s per 30 kb window, SegmentEnformer 0.021 s, SegmentBorzoi 0.039 s;
 shorter windows less): give your GPU's figure with --seconds-per-window.
 """
 

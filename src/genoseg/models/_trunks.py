@@ -32,7 +32,7 @@ from ..checkpoint import read_model_tree
 from ..errors import CheckpointError
 from ..features import PUBLISHED_FEATURES
 from .base import SegmentationModel, encode_bases, resolve_dtype
-from .common import LayerNorm32, UNetHead, attend, cast_params, is_norm_module, select_tree
+from .common import LayerNorm32, UNetHead, cast_params, is_norm_module, select_tree
 
 HEAD = "u_net_head"
 
@@ -330,7 +330,14 @@ class RelativeAttention(hk.Module):
         content = jnp.einsum("bihd,bjhd->bhij", q + as_hk(content_bias), keys)  # [B, H, T, T]
         relative = jnp.einsum("bihd,rhd->bhir", q + as_hk(position_bias), rel_keys)  # [B, H, T, 2T-1]
         logits = content.astype(jnp.float32) + shift_relative(relative).astype(jnp.float32)
-        out = attend(logits, values).reshape(b, t, h * self._v)  # [B, T, H*V]
+        # Softmax before the value product here, not common.attend's normalise-after: with
+        # the shifted relative logits in the same fusion XLA runs this form faster (CPU,
+        # golden Enformer at 8 x 8,192 bp: trunk 0.44-0.50 s vs 0.52-0.59 s; the authors'
+        # 0.50-0.52 s), while SegmentNT's plain logits gain from normalising after.
+        weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)  # [B, H, T, T]
+        out = jnp.einsum("bhts,bshv->bthv", weights, values,
+                         preferred_element_type=jnp.float32).astype(values.dtype)
+        out = out.reshape(b, t, h * self._v)  # [B, T, H*V]
         return self._out(out)
 
 
