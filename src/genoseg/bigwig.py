@@ -130,6 +130,7 @@ class Layout:
         self.block_row = self._unit_starts(CELL, keep_segments=True)
         self.block_end = np.append(self.block_row[1:], n)
         self.cell_row = self._unit_starts(CELL)
+        self.cell_rows = np.diff(self.cell_row, append=n)
         self.block_cell = np.searchsorted(self.cell_row, self.block_row, side="right") - 1
         self.bin_row = self._unit_starts(reduction)
         bin_end = np.append(self.bin_row[1:], n)
@@ -334,7 +335,7 @@ class BigWigWriter:
         start[0] = True
         np.not_equal(q[1:], q[:-1], out=start[1:])
         start[lay.block_row] = True  # runs of equal codes within a segment and a cell
-        rows = np.diff(lay.cell_row, append=n)
+        rows = lay.cell_rows
         short = np.count_nonzero(start) * 2 > n  # short runs (noise): sums base by base are cheaper
         if short:  # runs per cell (every cell start is a run start)
             nruns = np.add.reduceat(start.view(np.uint8), lay.cell_row, dtype=np.int64)
@@ -407,9 +408,9 @@ class BigWigWriter:
     def _bedgraph_sections(self, lay: Layout, first: np.ndarray, code: np.ndarray, nruns: np.ndarray,
                            bedgraph: np.ndarray) -> dict:
         """The runs (starting at rows ``first``, ``nruns`` per cell) of the bedGraph cells
-        as entries, up to :data:`ENTRIES_PER_SECTION` a section. Positions from the segments (each starts a
-        run): a run starts at its row plus its segment's offset and ends where the next
-        run starts, or with its segment."""
+        as entries, up to :data:`ENTRIES_PER_SECTION` a section. Positions come from the
+        segments (each starts a run), not from a gather per run: a run starts at its row
+        plus its segment's offset and ends where the next run starts, or with its segment."""
         m = first.size
         items = np.empty(m, _BEDGRAPH)
         cols = items.view(np.uint32).reshape(m, 3)  # computed straight into the entries
