@@ -451,6 +451,48 @@ def test_call_and_report_20mb_noise_bounded_memory(tmp_path):
     assert f"{s['features']['splice_donor']['count']:,}" in doc and doc.count("<svg") > 14
 
 
+@pytest.mark.parametrize("gaps", ["none", "few", "chunk_edges", "many"])
+def test_bigwig_layout_matches_the_per_base_definition(gaps):
+    """The bigWig row structure is computed from segment bounds (stretches of
+    consecutive positions found by checking chunks of rows end to end); it must equal
+    the per-base definition: an entry starts at a contig start, after a missing base or
+    at a cell start; cells and first-level zoom bins start at a contig start or where
+    the aligned tile changes."""
+    from genoseg.bigwig import CELL, Layout
+
+    rng = np.random.default_rng({"none": 1, "few": 2, "chunk_edges": 3, "many": 4}[gaps])
+    pieces, lens = [], []
+    for length, offset in [(300_000, 70_000), (5, 3), (150_000, 0), (9_000, 1)]:
+        pos = offset + np.arange(length)
+        if gaps == "few":
+            pos = pos[(pos % 65_537 != 11) & ((pos < 100_000) | (pos >= 100_050))]
+        elif gaps == "chunk_edges":  # a missing base right at the rows where 4096-row chunks meet
+            pos = np.delete(pos, [i for i in (4096, 8191, 3 * 4096 + 1) if i < pos.size])
+        elif gaps == "many":
+            pos = pos[rng.random(pos.size) < 0.6]
+        pieces.append(pos)
+        lens.append(pos.size)
+    pos = np.concatenate(pieces)
+    lay = Layout(pos, np.array([4, 0, 2, 1]), np.array(lens), 128)
+
+    contig = np.zeros(pos.size, bool)
+    contig[np.cumsum(lens) - lens] = True
+
+    def starts(cut):
+        cut = cut | contig
+        return np.flatnonzero(cut)
+
+    jump = np.concatenate(([True], pos[1:] != pos[:-1] + 1))
+    tile = lambda unit: np.concatenate(([True], pos[1:] // unit != pos[:-1] // unit))  # noqa: E731
+    assert np.array_equal(lay.block_row, starts(jump | tile(CELL)))
+    assert np.array_equal(lay.cell_row, starts(tile(CELL)))
+    assert np.array_equal(lay.bin_row, starts(tile(128)))
+    assert np.array_equal(lay.seg_row, starts(jump))
+    assert np.array_equal(lay.bin_count, np.diff(np.append(lay.bin_row, pos.size)))
+    assert np.array_equal(lay.bin_cid, np.repeat([4, 0, 2, 1], lens)[lay.bin_row])
+    assert np.array_equal(lay.bin_end, pos[np.append(lay.bin_row[1:], pos.size) - 1] + 1)
+
+
 def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     """genoseg's vectorised bigWig writer, read by libBigWig (pyBigWig): chromosome tree
     of 300 contigs (several B+ tree nodes), > 256 data blocks (a two-level R-tree),

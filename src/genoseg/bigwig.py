@@ -21,9 +21,12 @@ Data. Each contig is cut into aligned *cells* of :data:`CELL` bp; per feature an
 cell, runs of equal codes become bedGraph entries (``[start, end) value``) when that
 is smaller (at most one run per 3 bases: the usual case on smooth output), else the
 values are written fixed-step, span 1 (noise). A section (one compressed block) holds
-up to 1,024 entries or 16,384 consecutive values of one cell. Given batches that never
-split a cell (:func:`genoseg.frames.iter_frames` with ``align=CELL``), the file does
-not depend on how the rows were batched.
+up to :data:`ENTRIES_PER_SECTION` entries or 16,384 consecutive values of one cell.
+Kent's writers put 1,024 entries in a section; here 4,096: each deflate call costs
+~14 us for its Huffman tables whatever its size, and bigger sections make writing ~12 %
+faster and the files ~3 % smaller, for ~50 KB instead of ~12 KB to inflate per query.
+Given batches that never split a cell (:func:`genoseg.frames.iter_frames` with
+``align=CELL``), the file does not depend on how the rows were batched.
 
 Zoom levels. The first level summarises :data:`ZOOM_BASE` bp bins (kent's writers pick
 the first level so that it is at most half the data's size; 128 bp keeps it near a
@@ -55,7 +58,8 @@ BIGWIG_MAGIC = 0x888FFC26
 CIRTREE_MAGIC = 0x2468ACE0
 BPT_MAGIC = 0x78CA8C91
 BLOCK_SIZE = 256             # children per index node
-ITEMS_PER_SLOT = 1024        # bedGraph entries (and zoom records) per block
+ITEMS_PER_SLOT = 1024        # zoom records per block
+ENTRIES_PER_SECTION = 4096   # bedGraph entries per block
 FIXED_PER_SLOT = 16384       # fixed-step values per block
 CELL = 1 << 16               # bp: bedGraph or fixed-step is decided per aligned cell
 ZOOM_BASE = 128              # first zoom level reduction (bp); each next one x4
@@ -105,45 +109,76 @@ class Layout:
     """Row structure of a batch of rows, shared by the writers of all features.
 
     Rows are in dataset order: contig by contig (``piece_cid``: header ids of the
-    contigs, ``piece_len``: their rows here), positions increasing (``pos`` int64).
-    ``icut`` flags the rows where an entry must start whatever the values: a contig
-    start, a missing base before the row, or a :data:`CELL` start. First-level zoom
-    bins (``reduction`` bp) are described by their first rows (``bin_row``), contig
-    ids, start and end positions and covered bases.
+    contigs, ``piece_len``: their rows here, each > 0), positions strictly increasing
+    within a contig (``pos`` int64; the store refuses anything else). A *segment* is a
+    stretch of consecutive positions of one contig (rows ``seg_row`` to ``seg_end``,
+    first position ``seg_pos``); ``block_row`` are the rows where an entry must start
+    whatever the values: a segment start or a :data:`CELL` start. First-level zoom bins
+    (``reduction`` bp) are described by their first rows (``bin_row``), contig ids,
+    start and end positions and covered bases. Everything is computed from the segment
+    bounds, not base by base (one frame of a long contig is one segment).
     """
 
     def __init__(self, pos: np.ndarray, piece_cid: np.ndarray, piece_len: np.ndarray, reduction: int):
         n = pos.size
-        self.pos = pos
-        self.pos32 = pos.astype(np.uint32)  # bigWig coordinates are 32-bit
-        self.pos32_end = self.pos32 + np.uint32(1)
-        self.n = n
+        self.pos, self.n = pos, n
         self.piece_row = np.cumsum(piece_len) - piece_len  # first row of each contig piece
         self.piece_cid = np.asarray(piece_cid, np.int64)
-        contig = np.zeros(n, bool)
-        contig[self.piece_row] = True
-        self.icut = contig.copy()
-        np.not_equal(pos[1:], pos[:-1] + 1, out=self.icut[1:])
-        c = pos >> (CELL.bit_length() - 1)  # reductions and cells are powers of 2
-        self.cell = contig.copy()
-        self.cell[1:] |= c[1:] != c[:-1]
-        self.icut |= self.cell
-        self.cell_row = np.flatnonzero(self.cell)
-        self.block_row = np.flatnonzero(self.icut)
+        self.seg_row = _segment_starts(pos, self.piece_row)
+        self.seg_end = np.append(self.seg_row[1:], n)
+        self.seg_pos = pos[self.seg_row]
+        self.block_row = self._unit_starts(CELL, keep_segments=True)
         self.block_end = np.append(self.block_row[1:], n)
+        self.cell_row = self._unit_starts(CELL)
+        self.cell_rows = np.diff(self.cell_row, append=n)
         self.block_cell = np.searchsorted(self.cell_row, self.block_row, side="right") - 1
-        b = pos >> (reduction.bit_length() - 1)
-        newbin = contig
-        newbin[1:] |= b[1:] != b[:-1]
-        self.bin_row = np.flatnonzero(newbin)
+        self.bin_row = self._unit_starts(reduction)
         bin_end = np.append(self.bin_row[1:], n)
         self.bin_count = bin_end - self.bin_row
         self.bin_cid = self.cid(self.bin_row).astype(np.uint32)
         self.bin_start, self.bin_end = pos[self.bin_row], pos[bin_end - 1] + 1
 
+    def _unit_starts(self, unit: int, keep_segments: bool = False) -> np.ndarray:
+        """Rows where an aligned tile of ``unit`` bp starts (the first row of a contig
+        piece, or a row in another tile than the row before it; with ``keep_segments``
+        every segment start too)."""
+        lo, length = self.seg_pos, self.seg_end - self.seg_row
+        inner = (lo + length - 1) // unit - lo // unit  # tile starts inside each segment
+        k = np.arange(int(inner.sum()) + lo.size) - np.repeat(np.cumsum(inner + 1) - inner - 1, inner + 1)
+        # k = 0: the segment start; k >= 1: the k-th tile start after it
+        seg_lo = np.repeat(lo, inner + 1)
+        rows = np.repeat(self.seg_row, inner + 1) + np.where(k > 0, (seg_lo // unit + k) * unit - seg_lo, 0)
+        if keep_segments:
+            return rows
+        first = np.flatnonzero(k == 0)
+        seg = rows[first]
+        same = self.pos[seg] // unit == self.pos[np.maximum(seg - 1, 0)] // unit  # a gap within a tile
+        same[np.searchsorted(seg, self.piece_row)] = False
+        return np.delete(rows, first[same]) if same.any() else rows
+
     def cid(self, rows: np.ndarray) -> np.ndarray:
         """Header id of the contig of each of ``rows``."""
         return self.piece_cid[np.searchsorted(self.piece_row, rows, side="right") - 1]
+
+
+def _segment_starts(pos: np.ndarray, piece_row: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """First rows of the stretches of consecutive positions (``pos`` strictly
+    increasing within each piece starting at ``piece_row``): piece starts and gaps.
+    Chunks of ``chunk`` rows are checked from their end points (consecutive iff their
+    span equals their rows), base by base only where that fails."""
+    n = pos.size
+    starts = np.union1d(piece_row, np.arange(0, n, chunk))
+    ends = np.append(starts[1:], n)
+    gap_chunks = np.flatnonzero(pos[ends - 1] - pos[starts] != ends - 1 - starts)
+    # the rows joining two chunks of one piece
+    join = np.setdiff1d(starts[1:], piece_row, assume_unique=True)
+    found = [piece_row, join[pos[join] != pos[join - 1] + 1]]
+    if gap_chunks.size * chunk > n // 8:
+        found.append(np.flatnonzero(pos[1:] != pos[:-1] + 1) + 1)
+    else:
+        for a, b in zip(starts[gap_chunks].tolist(), ends[gap_chunks].tolist()):
+            found.append(np.flatnonzero(np.diff(pos[a:b]) != 1) + (a + 1))
+    return np.unique(np.concatenate(found))
 
 
 class _ZoomLevel:
@@ -171,7 +206,7 @@ class _ZoomLevel:
     def _drain(self, final: bool) -> None:
         if self.buf:
             rec = _rec_cat(self.buf)
-            key = (rec["cid"].astype(np.int64) << 32) | (rec["start"] // self.reduction)
+            key = (rec["cid"].astype(np.int64) << 32) | (rec["start"] >> (self.reduction.bit_length() - 1))
             first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
             out = rec if first.size == key.size else _rec_reduce(rec, first)
             self.buf, self.nbuf = [], 0
@@ -180,7 +215,8 @@ class _ZoomLevel:
                 out = _rec_take(out, slice(None, -1))
             if out["cid"].size:
                 self.count += int(out["cid"].size)
-                self.tail = np.concatenate([self.tail, _zoom_records(out, self.scale)])
+                recs = _zoom_records(out, self.scale)
+                self.tail = _cat([self.tail, recs]) if self.tail.size else recs
                 if self.next is not None:
                     self.next.add(out)
         full = self.tail.size if final else self.tail.size - self.tail.size % ITEMS_PER_SLOT
@@ -198,7 +234,7 @@ class _ZoomLevel:
 def _write_blocks(fh, recs: np.ndarray, per_block: int, offset: int) -> np.ndarray:
     """Deflate ``recs`` (zoom records), ``per_block`` a block, to ``fh``; returns the
     R-tree leaves (block offsets from ``offset``, the position in the final file)."""
-    raw = recs.tobytes()
+    raw = memoryview(np.ascontiguousarray(recs).view(np.uint8))  # blocks deflated in place, no copies
     bsz = per_block * recs.dtype.itemsize
     blocks = [_deflate(raw[i:i + bsz]) for i in range(0, len(raw), bsz)]
     firsts = np.arange(0, recs.size, per_block)
@@ -221,6 +257,12 @@ def _split(start: np.ndarray, length: np.ndarray, most: int) -> tuple[np.ndarray
     return s, np.minimum(s + most, np.repeat(start + length, n))
 
 
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    """Structured arrays (one dtype) end to end: concatenated as bytes, 2x faster than
+    field by field."""
+    return np.concatenate([p.view(np.uint8) for p in parts]).view(parts[0].dtype)
+
+
 def _rec_cat(parts: list[dict]) -> dict:
     return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in _REC_FIELDS}
 
@@ -241,8 +283,8 @@ def _rec_reduce(rec: dict, first: np.ndarray) -> dict:
 def _zoom_records(rec: dict, scale: float) -> np.ndarray:
     out = np.empty(rec["cid"].size, _ZOOM)
     out["cid"], out["start"], out["end"], out["count"] = rec["cid"], rec["start"], rec["end"], rec["count"]
-    lut = np.arange(256, dtype=np.float32) / np.float32(scale)
-    out["min"], out["max"] = lut[rec["min"]], lut[rec["max"]]
+    np.divide(rec["min"], np.float32(scale), out=out["min"], dtype=np.float32)  # as BigWigWriter._decode
+    np.divide(rec["max"], np.float32(scale), out=out["max"], dtype=np.float32)
     np.divide(rec["s1"], scale, out=out["sum"], casting="unsafe")  # float64 quotient, rounded once
     np.divide(rec["s2"], scale * scale, out=out["sumsq"], casting="unsafe")
     return out
@@ -292,46 +334,52 @@ class BigWigWriter:
         start = np.empty(n, bool)
         start[0] = True
         np.not_equal(q[1:], q[:-1], out=start[1:])
-        start |= lay.icut  # runs of equal codes within a block and a cell
-        rows = np.diff(np.append(lay.cell_row, n))
+        start[lay.block_row] = True  # runs of equal codes within a segment and a cell
+        rows = lay.cell_rows
         short = np.count_nonzero(start) * 2 > n  # short runs (noise): sums base by base are cheaper
         if short:  # runs per cell (every cell start is a run start)
             nruns = np.add.reduceat(start.view(np.uint8), lay.cell_row, dtype=np.int64)
         else:
             first = np.flatnonzero(start)
-            nruns = np.diff(np.append(np.searchsorted(first, lay.cell_row), first.size))
+            nruns = np.diff(np.searchsorted(first, lay.cell_row), append=first.size)
         bedgraph = nruns * 3 <= rows
         if short:
             self._summarise_bases(lay, q)
-        if short and not bedgraph.any():  # no run needed
-            parts = [self._fixed_sections(lay, q, bedgraph)]
-        else:
+        parts = []
+        if bedgraph.any() or not short:
             if short:
                 first = np.flatnonzero(start)
             code = q[first]
-            end = np.empty_like(first)
-            end[:-1], end[-1] = first[1:], n
             if not short:
-                self._summarise(lay, first, end, code)
-            parts = [self._bedgraph_sections(lay, first, end, code, nruns, bedgraph)] if bedgraph.any() else []
-            if not bedgraph.all():
-                parts.append(self._fixed_sections(lay, q, bedgraph))
+                self._summarise(lay, first, code)
+            if bedgraph.any():
+                parts.append(self._bedgraph_sections(lay, first, code, nruns, bedgraph))
+        if not bedgraph.all():
+            parts.append(self._fixed_sections(lay, q, bedgraph))
         self._write_sections(parts)
         return int(np.where(bedgraph, nruns, rows).sum())
 
-    def _summarise(self, lay: Layout, first: np.ndarray, end: np.ndarray, code: np.ndarray) -> None:
+    def _summarise(self, lay: Layout, first: np.ndarray, code: np.ndarray) -> None:
         """First-level zoom records (one per bin) and the total summary, from the runs
-        (rows ``[first, end)`` of code ``code``), never per base: sums at the bin edges
-        from prefix sums over the runs, minimum and maximum over the runs a bin overlaps."""
-        w1 = code * (end - first)  # int64
-        c1 = np.concatenate(([0], np.cumsum(w1)))
-        c2 = np.concatenate(([0], np.cumsum(w1 * code)))
+        (starting at rows ``first``, codes ``code``), never per base: sums at the bin
+        edges from prefix sums over the runs, minimum and maximum over the runs a bin
+        overlaps."""
+        c = code.astype(np.int64)  # one cast: products of one type are 2x faster
+        w = np.diff(first, append=lay.n)
+        w *= c  # codes x run lengths
+        c1 = np.empty(first.size + 1, np.int64)
+        c1[0] = 0
+        np.cumsum(w, out=c1[1:])
+        w *= c
+        c2 = np.empty_like(c1)
+        c2[0] = 0
+        np.cumsum(w, out=c2[1:])
         r = lay.bin_row
         j = np.searchsorted(first, r, side="right") - 1  # the run holding each bin's first row
-        cj = code[j].astype(np.int64)
+        cj = c[j]
         inside = r - first[j]
-        s1 = np.diff(np.append(c1[j] + cj * inside, c1[-1]))
-        s2 = np.diff(np.append(c2[j] + cj * cj * inside, c2[-1]))
+        s1 = np.diff(c1[j] + cj * inside, append=c1[-1])
+        s2 = np.diff(c2[j] + cj * cj * inside, append=c2[-1])
         vmin, vmax = np.minimum.reduceat(code, j), np.maximum.reduceat(code, j)
         # the run holding the next bin's first row also covers the end of this bin if it
         # started before it
@@ -357,20 +405,27 @@ class BigWigWriter:
         self.qmin, self.qmax = min(self.qmin, int(vmin.min())), max(self.qmax, int(vmax.max()))
         self.zooms[0].add(rec)
 
-    def _bedgraph_sections(self, lay: Layout, first: np.ndarray, end: np.ndarray, code: np.ndarray,
-                           nruns: np.ndarray, bedgraph: np.ndarray) -> dict:
-        """The runs (rows ``[first, end)``, ``nruns`` per cell) of the bedGraph cells as
-        entries, up to 1,024 a section."""
-        if not bedgraph.all():
-            keep = np.repeat(bedgraph, nruns)
-            first, end, code, nruns = first[keep], end[keep], code[keep], nruns[bedgraph]
+    def _bedgraph_sections(self, lay: Layout, first: np.ndarray, code: np.ndarray, nruns: np.ndarray,
+                           bedgraph: np.ndarray) -> dict:
+        """The runs (starting at rows ``first``, ``nruns`` per cell) of the bedGraph cells
+        as entries, up to :data:`ENTRIES_PER_SECTION` a section. Positions come from the
+        segments (each starts a run), not from a gather per run: a run starts at its row
+        plus its segment's offset and ends where the next run starts, or with its segment."""
         m = first.size
         items = np.empty(m, _BEDGRAPH)
-        cols = items.view(np.uint32).reshape(m, 3)  # gathered straight into the entries
-        np.take(lay.pos32, first, out=cols[:, 0])
-        np.take(lay.pos32_end, end - 1, out=cols[:, 1])
-        np.take(self.lut.view(np.uint32), code, out=cols[:, 2])
-        s, e = _split(np.cumsum(nruns) - nruns, nruns, ITEMS_PER_SLOT)
+        cols = items.view(np.uint32).reshape(m, 3)  # computed straight into the entries
+        seg_run = np.searchsorted(first, lay.seg_row)
+        delta = lay.seg_pos - lay.seg_row
+        np.add(first, delta if delta.size == 1 else np.repeat(delta, np.diff(seg_run, append=m)), out=cols[:, 0],
+               casting="unsafe")
+        cols[:-1, 1] = cols[1:, 0]
+        cols[np.append(seg_run[1:], m) - 1, 1] = lay.seg_pos + (lay.seg_end - lay.seg_row)
+        self._decode(code, items.view(np.float32).reshape(m, 3)[:, 2])
+        if not bedgraph.all():
+            keep = np.repeat(bedgraph, nruns)
+            first, items, nruns = first[keep], items[keep], nruns[bedgraph]
+            cols = items.view(np.uint32).reshape(-1, 3)
+        s, e = _split(np.cumsum(nruns) - nruns, nruns, ENTRIES_PER_SECTION)
         return {"row": first[s], "cid": lay.cid(first[s]), "start": cols[s, 0], "end": cols[e - 1, 1],
                 "at": s, "count": e - s, "type": _BEDGRAPH_TYPE, "payload": items}
 
@@ -380,7 +435,12 @@ class BigWigWriter:
         a, b = lay.block_row[fb], lay.block_end[fb]
         s, e = _split(a, b - a, FIXED_PER_SLOT)
         return {"row": s, "cid": lay.cid(s), "start": lay.pos[s], "end": lay.pos[s] + (e - s), "count": e - s,
-                "at": s, "type": _FIXED_TYPE, "payload": self.lut[q]}
+                "at": s, "type": _FIXED_TYPE, "payload": self._decode(q)}
+
+    def _decode(self, q: np.ndarray, out: "np.ndarray | None" = None) -> np.ndarray:
+        """Values of codes ``q``: ``q / scale`` in float32 (the same rounding as the
+        table ``self.lut``; a division is 5x faster than a look-up by uint8 index)."""
+        return np.divide(q, np.float32(self.scale), out=out, dtype=np.float32)
 
     def _write_sections(self, parts: list[dict]) -> None:
         """Sections of one batch (bedGraph and/or fixed-step) in row order -> blocks."""
@@ -417,9 +477,9 @@ class BigWigWriter:
     # -------------------------------------------------------------------- close
     def close(self) -> None:
         fh = self.fh
-        leaves = np.concatenate(self.leaves) if self.leaves else np.zeros(0, _LEAF)
+        leaves = _cat(self.leaves) if self.leaves else np.zeros(0, _LEAF)
         index_offset = fh.tell()
-        _write_rtree(fh, leaves, ITEMS_PER_SLOT, index_offset)
+        _write_rtree(fh, leaves, ENTRIES_PER_SECTION, index_offset)
         self.zooms[0].flush()
         zoom_heads = []
         for z in self.zooms:
@@ -451,7 +511,7 @@ class BigWigWriter:
         z.fh.seek(0)
         shutil.copyfileobj(z.fh, fh, 1 << 22)
         z.fh.close()
-        leaves = np.concatenate(z.leaves) if z.leaves else np.zeros(0, _LEAF)
+        leaves = _cat(z.leaves) if z.leaves else np.zeros(0, _LEAF)
         leaves["offset"] += base
         if z.count:
             self.max_block = max(self.max_block, min(z.count, ITEMS_PER_SLOT) * _ZOOM.itemsize)
