@@ -42,9 +42,14 @@ _SEG_ITEM = np.dtype((np.void, SEG_DTYPE.itemsize))  # a record as one opaque it
 
 BLOCK = 1 << 18  # records per block read from a segment file
 
-#: BGZF compression level of the calls BED files (level 1: ~4x faster than bgzip's
-#: default 6 for ~20 % larger files; calls files are small except on noise).
-BGZF_LEVEL = 1
+#: BGZF compression level of the calls BED files: ISA-L level 0 (its single-pass
+#: deflate; no slower than level 1, files ~25 % larger on noise calls, which are the
+#: only large ones). Not level 1 or 2: their deflate (ISA-L's two-pass "ICF" path)
+#: can give other, equally valid, bytes for the same input in another process (seen
+#: in ~4 % of fresh interpreters compressing 14 MB of BED text, never with address
+#: space randomisation off, never within one process), so reruns gave different
+#: ``.bed.gz`` and ``.tbi`` files.
+BGZF_LEVEL = 0
 
 
 def append_segments(path: str, rec: np.ndarray) -> None:
