@@ -199,6 +199,32 @@ def authors_segment_nt(cfg: SegmentNTConfig):
     return jax.jit(probs), fwd.init, to_published
 
 
+def race(variants: dict, repeats: int) -> tuple[dict, dict]:
+    """Outputs (first call, which also compiles) and median seconds of each of
+    ``variants`` (name -> function returning a device array), timed interleaved so load
+    on the machine hits all alike."""
+    outputs = {name: np.asarray(fn()) for name, fn in variants.items()}
+    times: dict[str, list] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            fn().block_until_ready()
+            times[name].append(time.perf_counter() - t0)
+    return outputs, {k: statistics.median(v) for k, v in times.items()}
+
+
+def report_race(out: dict, names, med: dict, diffs: dict, header: str, genoseg_label: str) -> None:
+    """Print the authors' time and each genoseg variant's time, ratio and max |dp|; add
+    them to ``out``."""
+    print(header + f", median of {out['repeats']} interleaved calls (ratio > 1: genoseg faster)")
+    print(f"  authors' jitted forward, float32   {med['authors']:.4f} s")
+    for name in names:
+        ratio = med["authors"] / med[name]
+        out[f"{name} median_s"], out[f"{name} ratio"], out[f"{name} max_abs_diff"] = med[name], ratio, diffs[name]
+        print(f"  {name + (genoseg_label if name == 'genoseg' else ''):34s} {med[name]:.4f} s   "
+              f"ratio {ratio:.2f}x   max |dp| vs authors {diffs[name]:.1e}")
+
+
 def compare_authors(length: int, batch: int, repeats: int, json_out=None, size: str = "small") -> int:
     """A/B timing of genoseg vs the authors' jitted forward (see module docstring).
 
@@ -223,28 +249,15 @@ def compare_authors(length: int, batch: int, repeats: int, json_out=None, size: 
         models["genoseg bf16 fused"] = build_model(cfg, tree, compute_dtype="bfloat16", attention="dot_product")
     for name, model in models.items():
         variants[name] = lambda model=model: model.predict_tokens(tokens)
-    outputs = {name: np.asarray(fn()) for name, fn in variants.items()}  # compile all
-    times: dict[str, list] = {name: [] for name in variants}
-    for _ in range(repeats):  # interleaved, so load on the machine hits all alike
-        for name, fn in variants.items():
-            t0 = time.perf_counter()
-            fn().block_until_ready()
-            times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    outputs, med = race(variants, repeats)
     out = {"backend": jax.default_backend(), "device": jax.devices()[0].device_kind, "layers": cfg.num_layers,
            "width": cfg.embed_dim, "length": length, "batch": batch, "repeats": repeats,
            "authors_median_s": med["authors"], "genoseg_median_s": med["genoseg"],
            "ratio": med["authors"] / med["genoseg"],
            "max_abs_diff": float(np.abs(outputs["authors"] - outputs["genoseg"]).max())}
-    print(f"SegmentNT {cfg.num_layers} layers, width {cfg.embed_dim}, {batch} x {length} bp, "
-          f"{out['backend']} ({out['device']}), median of {repeats} interleaved calls (ratio > 1: genoseg faster)")
-    print(f"  authors' jitted forward, float32   {med['authors']:.4f} s")
-    for name in models:
-        ratio = med["authors"] / med[name]
-        diff = float(np.abs(outputs["authors"] - outputs[name]).max())
-        out[f"{name} median_s"], out[f"{name} ratio"], out[f"{name} max_abs_diff"] = med[name], ratio, diff
-        print(f"  {name + (' float32 (einsum)' if name == 'genoseg' else ''):34s} {med[name]:.4f} s   "
-              f"ratio {ratio:.2f}x   max |dp| vs authors {diff:.1e}")
+    diffs = {name: float(np.abs(outputs["authors"] - outputs[name]).max()) for name in models}
+    report_race(out, models, med, diffs, f"SegmentNT {cfg.num_layers} layers, width {cfg.embed_dim}, {batch} x "
+                f"{length} bp, {out['backend']} ({out['device']})", " float32 (einsum)")
     if json_out:
         pathlib.Path(json_out).write_text(json.dumps(out, indent=1))
     return 0
@@ -298,12 +311,6 @@ def compare_authors_trunk(backbone: str, size: str, batch: int, repeats: int, js
         return 2
     afn, transformed = authors
     length = 8192 if size == "tiny" else module.DEFAULT_WINDOW
-    models = {"genoseg": lambda tree, st: module.build_model(cfg, tree, st, window_length=length)}
-    if jax.default_backend() == "gpu":
-        models["genoseg bf16"] = lambda tree, st: module.build_model(cfg, tree, st, compute_dtype="bfloat16",
-                                                                     window_length=length)
-    first = next(iter(models.values()))
-    probe = None
     seqs = random_windows(np.random.default_rng(0), batch, length)
     params, state = transformed.init(jax.random.PRNGKey(0), jax.numpy.zeros((1, length), jax.numpy.int32),
                                      is_training=True)  # creates the batch-norm moving averages
@@ -314,39 +321,24 @@ def compare_authors_trunk(backbone: str, size: str, batch: int, repeats: int, js
                   ).astype(np.float32) if k == "average" else np.asarray(v) for k, v in d.items()}
           for m, d in state.items()}
     state = jax.tree_util.tree_map(jax.numpy.asarray, st)
-    built = {name: make(tree, st) for name, make in models.items()}
-    probe = first(tree, st)
-    tokens = jax.numpy.asarray(probe.tokenize(seqs))
-    lo, hi = probe.output_span(length)
+    built = {"genoseg": module.build_model(cfg, tree, st, window_length=length)}
+    if jax.default_backend() == "gpu":
+        built["genoseg bf16"] = module.build_model(cfg, tree, st, compute_dtype="bfloat16", window_length=length)
+    tokens = jax.numpy.asarray(built["genoseg"].tokenize(seqs))
+    lo, hi = built["genoseg"].output_span(length)
     variants = {"authors": lambda: afn(params, state, tokens)}
     for name, model in built.items():
         variants[name] = lambda model=model: model.predict_tokens(tokens)
-    outputs = {name: np.asarray(fn()) for name, fn in variants.items()}
-    times: dict[str, list] = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, fn in variants.items():
-            t0 = time.perf_counter()
-            fn().block_until_ready()
-            times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    outputs, med = race(variants, repeats)
     ref = outputs["authors"]
     out = {"backbone": backbone, "size": size, "backend": jax.default_backend(),
            "device": jax.devices()[0].device_kind, "length": length, "batch": batch, "repeats": repeats,
            "authors_median_s": med["authors"]}
-    print(f"{backbone} ({size}), {batch} x {length:,} bp, {out['backend']} ({out['device']}), median of "
-          f"{repeats} interleaved calls (ratio > 1: genoseg faster)")
-    print(f"  authors' jitted forward, float32   {med['authors']:.4f} s")
-    for name in built:
-        got = outputs[name]
-        if got.shape != ref.shape:  # the authors' head covers every input base; genoseg crops to its span
-            ref_cmp = ref[:, lo:hi] if ref.shape[1] == length else ref
-        else:
-            ref_cmp = ref
-        diff = float(np.abs(ref_cmp - got).max())
-        out[f"{name} median_s"], out[f"{name} ratio"] = med[name], med["authors"] / med[name]
-        out[f"{name} max_abs_diff"] = diff
-        print(f"  {name + (' float32' if name == 'genoseg' else ''):34s} {med[name]:.4f} s   "
-              f"ratio {med['authors'] / med[name]:.2f}x   max |dp| vs authors {diff:.1e}")
+    # the authors' head covers every input base; genoseg's output covers its span [lo, hi)
+    ref = ref[:, lo:hi] if ref.shape[1] != hi - lo else ref
+    diffs = {name: float(np.abs(ref - outputs[name]).max()) for name in built}
+    report_race(out, built, med, diffs, f"{backbone} ({size}), {batch} x {length:,} bp, {out['backend']} "
+                f"({out['device']})", " float32")
     if json_out:
         pathlib.Path(json_out).write_text(json.dumps(out, indent=1))
     return 0
