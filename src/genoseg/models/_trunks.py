@@ -32,7 +32,7 @@ from ..checkpoint import read_model_tree
 from ..errors import CheckpointError
 from ..features import PUBLISHED_FEATURES
 from .base import SegmentationModel, encode_bases, resolve_dtype
-from .common import LayerNorm32, UNetHead, cast_params, is_norm_module, select_tree
+from .common import LayerNorm32, UNetHead, attend, cast_params, is_norm_module, select_tree
 
 HEAD = "u_net_head"
 
@@ -303,8 +303,10 @@ class RelativeAttention(hk.Module):
     ``key_size ** -0.5``; ``p`` are the fixed position features above."""
 
     def __init__(self, width: int, heads: int, key_size: int, value_size: int,
-                 num_position_features: int, position_features: Callable, name: str = "attention"):
+                 num_position_features: int, position_features: Callable, softmax_first: bool,
+                 name: str = "attention"):
         super().__init__(name=name)
+        self._softmax_first = softmax_first
         self._h, self._k, self._v = heads, key_size, value_size
         self._nf, self._features = num_position_features, position_features
         self._q = hk.Linear(heads * key_size, with_bias=False, name="attn_q")
@@ -330,13 +332,12 @@ class RelativeAttention(hk.Module):
         content = jnp.einsum("bihd,bjhd->bhij", q + as_hk(content_bias), keys)  # [B, H, T, T]
         relative = jnp.einsum("bihd,rhd->bhir", q + as_hk(position_bias), rel_keys)  # [B, H, T, 2T-1]
         logits = content.astype(jnp.float32) + shift_relative(relative).astype(jnp.float32)
-        # Softmax before the value product here, not common.attend's normalise-after: with
-        # the shifted relative logits in the same fusion XLA runs this form faster (CPU,
-        # golden Enformer at 8 x 8,192 bp: trunk 0.44-0.50 s vs 0.52-0.59 s; the authors'
-        # 0.50-0.52 s), while SegmentNT's plain logits gain from normalising after.
-        weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)  # [B, H, T, T]
-        out = jnp.einsum("bhts,bshv->bthv", weights, values,
-                         preferred_element_type=jnp.float32).astype(values.dtype)
+        if self._softmax_first:  # see RelativeTransformerTrunk.softmax_first
+            weights = jax.nn.softmax(logits, axis=-1).astype(values.dtype)  # [B, H, T, T]
+            out = jnp.einsum("bhts,bshv->bthv", weights, values,
+                             preferred_element_type=jnp.float32).astype(values.dtype)
+        else:
+            out = attend(logits, values)  # [B, T, H, V]
         out = out.reshape(b, t, h * self._v)  # [B, T, H*V]
         return self._out(out)
 
@@ -344,6 +345,13 @@ class RelativeAttention(hk.Module):
 class RelativeTransformerTrunk(hk.Module):
     """Base of both trunks: the transformer tower (pre-norm attention and ReLU
     feed-forward blocks, each residual) with the published module names."""
+
+    #: Attention read-out: softmax then value product (True), or common.attend's
+    #: normalise-after (False). Same result to float32 rounding; XLA's CPU speed differs
+    #: by trunk (A/B against the authors' forward, golden tiny configurations, 8 x 8,192
+    #: bp, medians of 15: Enformer 1.03-1.04x softmax-first vs 0.85-0.88x, Borzoi
+    #: 1.03-1.04x normalise-after vs 0.98-1.00x). Subclasses set it.
+    softmax_first = False
 
     def __init__(self, *, name: str, width: int, num_layers: int, heads: int, key_size: int,
                  num_position_features: int, position_encoding: str, ln_eps: float):
@@ -357,7 +365,7 @@ class RelativeTransformerTrunk(hk.Module):
         with hk.name_scope(f"layer_{i}"):
             norm = LayerNorm32("attn_layer_norm", self._ln_eps)
             attn = RelativeAttention(self._width, self._heads, self._key, self._width // self._heads,
-                                     self._nf, self._pos)
+                                     self._nf, self._pos, self.softmax_first)
         return x + attn(norm(x))
 
     def _transformer_ffn_block(self, x: jax.Array, i: int) -> jax.Array:

@@ -156,6 +156,8 @@ class ResidualConvBlock(hk.Module):
 class EnformerTrunk(RelativeTransformerTrunk):
     """Tokens ``[B, L]`` -> transformer output ``[B, L / 2**num_downsamples, D]``."""
 
+    softmax_first = True
+
     def __init__(self, cfg: EnformerConfig):
         super().__init__(name=TRUNK, width=cfg.embed_dim, num_layers=cfg.num_transformer_layers,
                          heads=cfg.num_attention_heads, key_size=cfg.attention_dim_key,
