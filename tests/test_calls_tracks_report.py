@@ -526,9 +526,10 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     big = 3_000_000
     header = [(f"scaffold_{i}", 50 + i) for i in range(300)] + [("chrBig", big + 1000)]
     q = np.zeros(big, np.uint8)
-    q[:1_000_000] = rng.integers(0, 256, 1_000_000)                   # noise: fixed-step
-    runs = np.repeat(rng.integers(0, 256, 400_000), 5)[:2_000_000]       # runs of 5: bedGraph
-    q[1_000_000:] = runs
+    cell = 1 << 16  # bedGraph or fixed-step is chosen per cell
+    q[:16 * cell] = rng.integers(0, 256, 16 * cell)                         # noise: fixed-step
+    q[16 * cell:] = np.repeat(rng.integers(0, 256, big // 20), 20)[:big - 16 * cell]  # runs of 20: bedGraph
+    q[32 * cell:33 * cell] = np.repeat(rng.integers(0, 256, cell // 4), 5)[:cell]     # runs of 5: fixed-step
     pos = np.arange(big, dtype=np.int64)
     keep = (pos < 1_500_000) | (pos >= 1_500_100)                        # a hole
     pos, q = pos[keep], q[keep]
@@ -541,10 +542,16 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     ids = np.array(list(small), np.int64)
     w.add(Layout(np.concatenate([np.arange(3, 3 + v.size) for v in small.values()]), ids,
                  np.array([v.size for v in small.values()]), r0), np.concatenate(list(small.values())))
+    entries = 0
     for a in range(0, pos.size, 250_001):
         b = min(a + 250_001, pos.size)
-        w.add(Layout(pos[a:b], np.array([300]), np.array([b - a]), r0), q[a:b])
+        entries += w.add(Layout(pos[a:b], np.array([300]), np.array([b - a]), r0), q[a:b])
     w.close()
+    # one entry per base of noise and of runs of 5, one per run of 20 (fewer where two
+    # runs have one value, more where a cell, batch or the hole cuts a run)
+    fixed = 17 * cell
+    runs20 = (pos.size - fixed) / 20
+    assert fixed + 0.97 * runs20 <= entries <= fixed + runs20 + big // cell + pos.size // 250_001 + 4
     assert not [f for f in os.listdir(tmp_path) if "zoom" in f]
 
     bw = pyBigWig.open(path)
@@ -561,7 +568,7 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
         ref = np.nanmean(dense[a:b])
         assert bw.stats("chrBig", a, b, type="mean", exact=True)[0] == pytest.approx(ref, rel=1e-5)
         assert bw.stats("chrBig", a, b, type="max", exact=True)[0] == pytest.approx(np.nanmax(dense[a:b]), rel=1e-6)
-    # zoom levels (exact=False): bins of 32 bp x 4^k; aligned queries are exact
+    # zoom levels (exact=False): bins of 128 bp x 4^k; aligned queries are exact
     assert bw.stats("chrBig", 0, 2_097_152, type="mean", nBins=4)[0] == pytest.approx(
         np.nanmean(dense[0:524_288]), rel=1e-4)
     assert bw.stats("chrBig", 0, 2_097_152, type="coverage", nBins=4)[2] == pytest.approx(

@@ -4,8 +4,8 @@ Values are the decoded probabilities (``q / 255``, float in ``[0, 1]``) at singl
 resolution; coordinates 0-based half-open as in bedGraph (``[start, end)``). Bases
 without a prediction (no row in the dataset) get no entry, so they read as missing
 (NaN with pyBigWig, no data in IGV/UCSC). Equal consecutive values are written as one
-run (bedGraph-style entries) where that compresses, the usual case since the 8-bit
-encoding makes long runs common; elsewhere (noise) values are fixed-step, span 1.
+run (bedGraph-style entries) where runs are long (12 bp on average or more); elsewhere
+values are fixed-step, span 1 (see :mod:`genoseg.bigwig`).
 
 The header lists every contig of ``chrom_sizes`` in the given order (the FASTA's ``.fai``
 order) so the files can be shown against that assembly; entries are written contig by
