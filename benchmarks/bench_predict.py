@@ -12,6 +12,7 @@ Compile time is measured separately (first call); throughput is the median of
     python benchmarks/bench_predict.py [--quick] [--repeats 5] [--json out.json]
     python benchmarks/bench_predict.py --compare-authors [--repeats 7] [--size published --length 30000]
     python benchmarks/bench_predict.py --engine
+    python benchmarks/bench_predict.py --host-rate [--genome-mb 20]
 
 ``--compare-authors`` times genoseg's SegmentNT against the authors' jitted forward
 (package ``nucleotide_transformer``, github instadeepai/nucleotide-transformer; not a
@@ -28,6 +29,15 @@ fake fast model of ``tests/fakes.py`` (host-side worst case), and prints per chu
 padded-copy fraction (and what per-run batching would have padded), the device-idle
 fraction, the per-batch breakdown (host read + tokenise, transfer, device, merge,
 write) and the merge rate.
+
+``--host-rate`` measures how fast the host side of ``predict_chunk`` (read, tokenise,
+merge, quantise, Parquet encode on the writer thread) can go at each backbone's
+published window and batch, with a model that computes nothing (``ReplayModel`` of
+``tests/fakes.py``: noise output, the costliest to encode, and constant output, the
+cheapest), over a synthetic genome of ``--genome-mb`` Mb. It prints Mb of genome per
+second (wall, all the machine's cores) and per CPU second, the split of the main and
+writer threads' time, and the genome rate a GPU reaches on the same windows (H200,
+README "GPU figures"): where the host rate is lower, that GPU would wait for the host.
 """
 
 from __future__ import annotations
@@ -106,7 +116,12 @@ def main(argv=None) -> int:
     ap.add_argument("--size", choices=sorted(NT_SIZES), default="small",
                     help="SegmentNT size for --compare-authors (published: 29 layers, width 1024)")
     ap.add_argument("--batch", type=int, default=8, help="batch size for --compare-authors / --engine")
+    ap.add_argument("--host-rate", action="store_true",
+                    help="host side of predict_chunk per backbone, with a model that computes nothing")
+    ap.add_argument("--genome-mb", type=float, default=20.0, help="genome size for --host-rate (Mb)")
     args = ap.parse_args(argv)
+    if args.host_rate:
+        return host_rate(args.genome_mb, args.json)
     if args.compare_authors and args.backbone != "segment_nt":
         size = "published" if args.size == "published" else "tiny"
         return compare_authors_trunk(args.backbone, size, args.batch, args.repeats, args.json)
@@ -386,6 +401,69 @@ def engine(batch: int, json_out=None) -> int:
         print(f"merge alone (RingMerger, {P}-bp windows, overlap 0.5, 14 features, {r['bases'] / 1e6:.0f} Mb): "
               f"{r['bases_per_s'] / 1e6:.1f} Mb/s wall, {r['bases_per_cpu_s'] / 1e6:.1f} Mb per CPU second, "
               f"ring {r['ring_mb']:.0f} MB")
+    if json_out:
+        pathlib.Path(json_out).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+#: Published window, output span and the batch and windows per second measured in
+#: bfloat16 on one H200 (README, "GPU figures (H200)"); float32 from
+#: ``genoseg.windows.WORK_TABLE`` (seconds per window, same card).
+GPU_RATES = {
+    "segment_nt": dict(window=30_000, crop=0, batch=8, bf16_windows_per_s=56.9),
+    "segment_enformer": dict(window=196_608, crop=0, batch=4, bf16_windows_per_s=87.4),
+    "segment_borzoi": dict(window=524_288, crop=163_840, batch=2, bf16_windows_per_s=43.8),
+}
+
+
+def host_rate(genome_mb: float, json_out=None) -> int:
+    """``predict_chunk`` with :class:`fakes.ReplayModel` per backbone and output pattern
+    (see module docstring); one chunk per run, time and CPU of the whole call."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_engine import synth_fasta
+    from fakes import ReplayModel
+
+    from genoseg import windows
+    from genoseg.fasta import Fasta
+    from genoseg.predict import predict_chunk
+
+    length = int(genome_mb * 1e6)
+    rows = []
+    print(f"host side of predict_chunk, {length / 1e6:.0f} Mb genome, {len(jax.devices('cpu'))} JAX CPU device(s)")
+    print(f"{'backbone':17s} {'output':8s} {'batch':>5s} {'windows':>7s} {'Mb/s':>6s} {'Mb/CPU-s':>8s} "
+          f"{'host s':>6s} {'merge s':>7s} {'write s':>7s} {'GPU bf16 Mb/s':>13s} {'GPU f32 Mb/s':>12s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        fasta = str(pathlib.Path(tmp) / "g.fa")
+        synth_fasta(fasta, length, gaps=0)
+        for backbone, r in GPU_RATES.items():
+            for pattern in ("noise", "constant"):
+                model = ReplayModel(pattern, backbone=backbone, window_length=r["window"], crop=r["crop"],
+                                    length_multiple=128 if backbone != "segment_nt" else 24)
+                g = windows.geometry_from_model(model, r["window"])
+                _, chunks = windows.make_plan(fasta, g, None, 10 ** 6)
+                step = g.step(r["window"])  # genome bases per window
+                t0, c0 = time.perf_counter(), time.process_time()
+                with Fasta(fasta) as fa:
+                    st = [predict_chunk(model, fa, ch, str(pathlib.Path(tmp) / f"c{ch['chunk']}.parquet"),
+                                        batch_size=r["batch"], overwrite=True) for ch in chunks]
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                total = {k: sum(float(x.get(k, 0.0)) for x in st) for k in ("host_s", "merge_s", "write_s")}
+                nwin = sum(int(x["windows"]) for x in st)
+                gpu_bf16 = r["bf16_windows_per_s"] * step / 1e6
+                gpu_f32 = step / windows.WORK_TABLE[backbone][0] / 1e6
+                row = {"backbone": backbone, "pattern": pattern, "batch": r["batch"], "windows": nwin,
+                       "genome_bases": length, "wall_s": wall, "cpu_s": cpu, "bases_per_s": length / wall,
+                       "bases_per_cpu_s": length / cpu, **total, "gpu_bf16_bases_per_s": gpu_bf16 * 1e6,
+                       "gpu_f32_bases_per_s": gpu_f32 * 1e6}
+                rows.append(row)
+                print(f"{backbone:17s} {pattern:8s} {r['batch']:5d} {nwin:7d} {length / wall / 1e6:6.2f} "
+                      f"{length / cpu / 1e6:8.2f} {total['host_s']:6.1f} {total['merge_s']:7.1f} "
+                      f"{total['write_s']:7.1f} {gpu_bf16:13.2f} {gpu_f32:12.2f}", flush=True)
+    print("(Mb of genome; host, merge: main thread; write: Parquet encoding on the writer thread; GPU: the "
+          "genome rate of the same windows on one H200, overlap 0.5)")
     if json_out:
         pathlib.Path(json_out).write_text(json.dumps(rows, indent=1))
     return 0

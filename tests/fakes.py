@@ -76,3 +76,32 @@ class FakeModel:
 
     def predict(self, seqs) -> np.ndarray:
         return np.asarray(self.predict_async(seqs))
+
+
+class ReplayModel(FakeModel):
+    """A model that computes nothing: every batch gets the same precomputed output
+    (``pattern="noise"``: uniform random probabilities, the costliest to encode;
+    ``"constant"``: one value per feature, the cheapest), already on the device. With
+    it, ``predict_chunk`` runs at the speed of its host side alone (read, tokenise,
+    merge, quantise, Parquet encode): the rate a GPU would have to beat to leave the
+    host as the limit (``benchmarks/bench_predict.py --host-rate``)."""
+
+    def __init__(self, pattern: str = "noise", **kwargs):
+        super().__init__(**kwargs)
+        if pattern not in ("noise", "constant"):
+            raise ValueError(f"pattern {pattern!r}: noise or constant")
+        self.pattern = pattern
+        self._outputs: dict[tuple, jax.Array] = {}
+
+    def predict_tokens(self, tokens: np.ndarray):
+        B, L = tokens.shape
+        out = self._outputs.get((B, L))
+        if out is None:
+            s, e = self.output_span(L)
+            F = len(self.features)
+            if self.pattern == "noise":
+                a = np.random.default_rng(L).random((B, e - s, F), dtype=np.float32)
+            else:
+                a = np.broadcast_to(np.linspace(0.05, 0.95, F, dtype=np.float32), (B, e - s, F)).copy()
+            out = self._outputs[(B, L)] = jax.device_put(a)
+        return out

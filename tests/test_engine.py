@@ -348,6 +348,51 @@ def test_bench_gpu_quick(tmp_path):
     assert 0 <= engine["padded_fraction"] < 0.5
 
 
+def test_bench_host_rate_quick(tmp_path):
+    """benchmarks/bench_predict.py --host-rate: for each backbone's published window and
+    both output patterns, the replayed windows cover the genome, and the GPU genome rates
+    it compares against are the measured ones."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "src"))
+    out = tmp_path / "host.json"
+    res = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_predict.py"), "--host-rate",
+                          "--genome-mb", "1.2", "--json", str(out)], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [(r["backbone"], r["pattern"]) for r in rows] == [
+        (b, p) for b in ("segment_nt", "segment_enformer", "segment_borzoi") for p in ("noise", "constant")]
+    for r in rows:
+        step = {"segment_nt": 15_000, "segment_enformer": 98_304, "segment_borzoi": 98_304}[r["backbone"]]
+        assert r["windows"] >= 1_200_000 // step - 1 and r["bases_per_cpu_s"] > 0  # windows cover the genome
+        assert r["gpu_bf16_bases_per_s"] > r["gpu_f32_bases_per_s"] > 0
+
+
+def test_replay_model_constant_output_survives_the_merge(tmp_path):
+    """Windows that all predict one value per feature merge (taper-weighted average over
+    overlaps, quantised) to that value's code at every base, at a published-size window
+    with an output crop (SegmentBorzoi geometry, scaled down)."""
+    from fakes import ReplayModel
+
+    fa_path = tmp_path / "g.fa"
+    seq = np.frombuffer(b"ACGT", np.uint8)[np.random.default_rng(3).integers(0, 4, 50_000)].tobytes().decode()
+    fa_path.write_text(">c1\n" + seq + "\n")
+    model = ReplayModel("constant", backbone="segment_borzoi", window_length=8192, crop=2048, length_multiple=128)
+    g = windows.geometry_from_model(model, 8192)
+    plan, chunks = windows.make_plan(str(fa_path), g, None, 5)
+    assert len(chunks) > 1
+    with Fasta(str(fa_path)) as fa:
+        paths = [str(tmp_path / f"c{ch['chunk']}.parquet") for ch in chunks]
+        for ch, p in zip(chunks, paths):
+            predict_chunk(model, fa, ch, p, batch_size=2)
+    ds = str(tmp_path / "ds")
+    store.write_dataset(ds, plan, paths)
+    parts = list(store.iter_codes(ds, "c1"))
+    pos, codes = np.concatenate([p for p, _ in parts]), np.concatenate([c for _, c in parts])
+    want = np.round(np.linspace(0.05, 0.95, len(model.features), dtype=np.float32) * store.SCALE)
+    assert np.array_equal(pos, np.arange(50_000))  # every base, once
+    assert np.array_equal(codes, np.broadcast_to(want.astype(np.uint8), codes.shape))
+
+
 def test_bench_predict_configs_build():
     """bench_predict's SegmentNT configs are accepted by the model (a config check once
     broke every benchmark run without any test noticing)."""

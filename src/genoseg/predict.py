@@ -72,7 +72,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import signals
+from . import signals, store
 from .errors import GenosegError
 from .store import PredictionWriter, base_metadata, quantize
 from .windows import Geometry
@@ -92,10 +92,14 @@ LOOKAHEAD_BATCHES = 4
 MIN_HORIZON = 1 << 18
 #: Batches dispatched to the device ahead of the merge.
 DEPTH = 2
-#: Blocks of finished rows queued for the writer thread.
-WRITE_QUEUE = 64
 #: Rows the merge handles at a time (a float64 block of 14 features: 448 KB).
 BLOCK = 4096
+#: Blocks of finished rows queued for the writer thread: two row groups. The writer
+#: encodes a whole row group at once (0.1-0.2 s for 1 M rows); with less than one
+#: row group of room the merge waited for it each time, and host and writer took turns
+#: instead of overlapping (64 blocks: 1.2-1.6x slower host side, bench_predict.py
+#: --host-rate). At most ~46 MB of rows (14 features).
+WRITE_QUEUE = 2 * store.ROW_GROUP // BLOCK
 
 
 def taper(P: int) -> np.ndarray:
