@@ -259,10 +259,10 @@ def run_stage(stage: str, work: str, length: int, threads: int = 1, src: str = S
     return out
 
 
-def tiled_realistic(work: str, length: int, scaffolds: int = 1) -> None:
-    """The demo model's predictions on the simulated demo genome (seed 7), tiled to
-    ``length`` bases: one contig ``chrT``, or ``scaffolds`` contigs of equal length
-    (``scaffold_0`` ...: a fragmented assembly), as one chunk file + plan (collect's input)."""
+def realistic_codes(length: int) -> tuple[list[str], np.ndarray]:
+    """The demo model's predictions on the simulated demo genome (seed 7; made once in
+    the temporary directory), tiled to ``length`` bases: ``(features, codes uint8
+    [length, F])``."""
     from genoseg.annotate import AnnotateOptions, annotate
     from genoseg.cli import main as cli
 
@@ -274,7 +274,14 @@ def tiled_realistic(work: str, length: int, scaffolds: int = 1) -> None:
                  AnnotateOptions(downstream=False, overwrite=True))
     feats = store.read_metadata(ds)["features"]
     codes = np.concatenate([c for ctg in store.list_contigs(ds) for _, c in store.iter_codes(ds, ctg)])
-    codes = np.resize(codes, (length, codes.shape[1]))  # tiled
+    return feats, np.resize(codes, (length, codes.shape[1]))
+
+
+def tiled_realistic(work: str, length: int, scaffolds: int = 1) -> None:
+    """The demo model's predictions on the simulated demo genome (seed 7), tiled to
+    ``length`` bases: one contig ``chrT``, or ``scaffolds`` contigs of equal length
+    (``scaffold_0`` ...: a fragmented assembly), as one chunk file + plan (collect's input)."""
+    feats, codes = realistic_codes(length)
     bounds = np.linspace(0, length, scaffolds + 1).astype(np.int64)
     names = ["chrT"] if scaffolds == 1 else [f"scaffold_{i}" for i in range(scaffolds)]
     plan = {"plan_id": f"tiled-{length}-{scaffolds}", "n_chunks": 1,

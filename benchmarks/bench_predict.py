@@ -33,8 +33,9 @@ write) and the merge rate.
 ``--host-rate`` measures how fast the host side of ``predict_chunk`` (read, tokenise,
 merge, quantise, Parquet encode on the writer thread) can go at each backbone's
 published window and batch, with a model that computes nothing (``ReplayModel`` of
-``tests/fakes.py``: noise output, the costliest to encode, and constant output, the
-cheapest), over a synthetic genome of ``--genome-mb`` Mb. It prints Mb of genome per
+``tests/fakes.py``: noise output, the costliest to encode; the demo model's output
+tiled along the genome, "realistic", each window getting its own slice; constant
+output, the cheapest), over a synthetic genome of ``--genome-mb`` Mb. It prints Mb of genome per
 second (wall, all the machine's cores) and per CPU second, the split of the main and
 writer threads' time, and the genome rate a GPU reaches on the same windows (H200,
 README "GPU figures"): where the host rate is lower, that GPU would wait for the host.
@@ -119,9 +120,10 @@ def main(argv=None) -> int:
     ap.add_argument("--host-rate", action="store_true",
                     help="host side of predict_chunk per backbone, with a model that computes nothing")
     ap.add_argument("--genome-mb", type=float, default=20.0, help="genome size for --host-rate (Mb)")
+    ap.add_argument("--patterns", default="noise,realistic,constant", help="outputs for --host-rate")
     args = ap.parse_args(argv)
     if args.host_rate:
-        return host_rate(args.genome_mb, args.json)
+        return host_rate(args.genome_mb, args.json, args.patterns.split(","))
     if args.compare_authors and args.backbone != "segment_nt":
         size = "published" if args.size == "published" else "tiny"
         return compare_authors_trunk(args.backbone, size, args.batch, args.repeats, args.json)
@@ -416,34 +418,44 @@ GPU_RATES = {
 }
 
 
-def host_rate(genome_mb: float, json_out=None) -> int:
+def host_rate(genome_mb: float, json_out=None, patterns=("noise", "realistic", "constant")) -> int:
     """``predict_chunk`` with :class:`fakes.ReplayModel` per backbone and output pattern
     (see module docstring); one chunk per run, time and CPU of the whole call."""
     import tempfile
 
     sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_engine import synth_fasta
-    from fakes import ReplayModel
+    from bench_engine import realistic_codes, synth_fasta
+    from fakes import FEATURES, ReplayModel
 
     from genoseg import windows
     from genoseg.fasta import Fasta
-    from genoseg.predict import predict_chunk
+    from genoseg.predict import Jobs, predict_chunk
 
     length = int(genome_mb * 1e6)
     rows = []
     print(f"host side of predict_chunk, {length / 1e6:.0f} Mb genome, {len(jax.devices('cpu'))} JAX CPU device(s)")
-    print(f"{'backbone':17s} {'output':8s} {'batch':>5s} {'windows':>7s} {'Mb/s':>6s} {'Mb/CPU-s':>8s} "
+    print(f"{'backbone':17s} {'output':9s} {'batch':>5s} {'windows':>7s} {'Mb/s':>6s} {'Mb/CPU-s':>8s} "
           f"{'host s':>6s} {'merge s':>7s} {'write s':>7s} {'GPU bf16 Mb/s':>13s} {'GPU f32 Mb/s':>12s}")
     with tempfile.TemporaryDirectory() as tmp:
         fasta = str(pathlib.Path(tmp) / "g.fa")
         synth_fasta(fasta, length, gaps=0)
+        track = realistic_codes(length) if "realistic" in patterns else None
+        with Fasta(fasta) as fa:
+            sequence = fa.fetch_bytes("chrS", 0, length).tobytes().decode() if track else ""
         for backbone, r in GPU_RATES.items():
-            for pattern in ("noise", "constant"):
-                model = ReplayModel(pattern, backbone=backbone, window_length=r["window"], crop=r["crop"],
-                                    length_multiple=128 if backbone != "segment_nt" else 24)
-                g = windows.geometry_from_model(model, r["window"])
+            for pattern in patterns:
+                shape = dict(backbone=backbone, window_length=r["window"], crop=r["crop"],
+                             length_multiple=128 if backbone != "segment_nt" else 24)
+                g = windows.geometry_from_model(ReplayModel("constant", **shape), r["window"])
                 _, chunks = windows.make_plan(fasta, g, None, 10 ** 6)
+                if pattern == "realistic":
+                    wins = [(int(s), int(n)) for ch in chunks for j in [Jobs.from_chunk(ch, g)]
+                            for s, n in zip(j.start, j.length)]
+                    model = ReplayModel("track", track=track[1], sequence=sequence, windows=wins,
+                                        features=track[0], **shape)
+                else:
+                    model = ReplayModel(pattern, features=FEATURES, **shape)
                 step = g.step(r["window"])  # genome bases per window
                 t0, c0 = time.perf_counter(), time.process_time()
                 with Fasta(fasta) as fa:
@@ -459,10 +471,11 @@ def host_rate(genome_mb: float, json_out=None) -> int:
                        "bases_per_cpu_s": length / cpu, **total, "gpu_bf16_bases_per_s": gpu_bf16 * 1e6,
                        "gpu_f32_bases_per_s": gpu_f32 * 1e6}
                 rows.append(row)
-                print(f"{backbone:17s} {pattern:8s} {r['batch']:5d} {nwin:7d} {length / wall / 1e6:6.2f} "
+                print(f"{backbone:17s} {pattern:9s} {r['batch']:5d} {nwin:7d} {length / wall / 1e6:6.2f} "
                       f"{length / cpu / 1e6:8.2f} {total['host_s']:6.1f} {total['merge_s']:7.1f} "
                       f"{total['write_s']:7.1f} {gpu_bf16:13.2f} {gpu_f32:12.2f}", flush=True)
-    print("(Mb of genome; host, merge: main thread; write: Parquet encoding on the writer thread; GPU: the "
+    print("(Mb of genome; noise and constant: 14 features, realistic: the demo model's 11; host, merge: main "
+          "thread; write: Parquet encoding on the writer thread; GPU: the "
           "genome rate of the same windows on one H200, overlap 0.5)")
     if json_out:
         pathlib.Path(json_out).write_text(json.dumps(rows, indent=1))

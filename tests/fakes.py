@@ -79,25 +79,46 @@ class FakeModel:
 
 
 class ReplayModel(FakeModel):
-    """A model that computes nothing: every batch gets the same precomputed output
-    (``pattern="noise"``: uniform random probabilities, the costliest to encode;
-    ``"constant"``: one value per feature, the cheapest), already on the device. With
-    it, ``predict_chunk`` runs at the speed of its host side alone (read, tokenise,
-    merge, quantise, Parquet encode): the rate a GPU would have to beat to leave the
-    host as the limit (``benchmarks/bench_predict.py --host-rate``)."""
+    """A model that computes nothing, so that ``predict_chunk`` runs at the speed of its
+    host side alone (read, tokenise, merge, quantise, Parquet encode): the rate a GPU
+    would have to beat to leave the host as the limit
+    (``benchmarks/bench_predict.py --host-rate``).
 
-    def __init__(self, pattern: str = "noise", **kwargs):
+    ``pattern``: ``"noise"`` (one precomputed batch of uniform random probabilities,
+    the costliest to encode), ``"constant"`` (one value per feature, the cheapest) or
+    ``"track"``: each window gets its own slice of ``track`` (uint8 codes ``[G, F]`` of
+    the one contig ``sequence``, positions 0-based), so overlapping windows agree and the
+    merged output is the track itself. A window is found from the 32 bases at its
+    middle (``windows``: ``(input start, length)`` of those it will see); the slice is copied
+    when the engine reads the result, on its watcher thread, as a GPU result would be.
+    """
+
+    KEY = 32
+
+    def __init__(self, pattern: str = "noise", track=None, sequence: str = "", windows=(), **kwargs):
         super().__init__(**kwargs)
-        if pattern not in ("noise", "constant"):
-            raise ValueError(f"pattern {pattern!r}: noise or constant")
+        if pattern not in ("noise", "constant", "track"):
+            raise ValueError(f"pattern {pattern!r}: noise, constant or track")
         self.pattern = pattern
         self._outputs: dict[tuple, jax.Array] = {}
+        if pattern == "track":
+            pad = self._pad = self.window_length  # windows may reach past the contig ends (N)
+            self._track = np.pad(np.asarray(track, np.uint8), ((pad, pad), (0, 0)))
+            seq = "N" * pad + sequence + "N" * pad
+            mids = [pad + int(s) + int(n) // 2 for s, n in windows]
+            keys = self.tokenize([seq[m:m + self.KEY] for m in mids]) if mids else []
+            self._starts = {k.tobytes(): int(s) for k, (s, _) in zip(keys, windows)}
 
     def predict_tokens(self, tokens: np.ndarray):
         B, L = tokens.shape
+        s, e = self.output_span(L)
+        if self.pattern == "track":
+            mid = L // 2
+            starts = [self._starts[tokens[r, mid:mid + self.KEY].tobytes()] for r in range(B)]
+            rows = [self._track[a + self._pad + s:a + self._pad + e] for a in starts]
+            return _Deferred(lambda: np.stack(rows).astype(np.float32) / np.float32(255))
         out = self._outputs.get((B, L))
         if out is None:
-            s, e = self.output_span(L)
             F = len(self.features)
             if self.pattern == "noise":
                 a = np.random.default_rng(L).random((B, e - s, F), dtype=np.float32)
@@ -105,3 +126,17 @@ class ReplayModel(FakeModel):
                 a = np.broadcast_to(np.linspace(0.05, 0.95, F, dtype=np.float32), (B, e - s, F)).copy()
             out = self._outputs[(B, L)] = jax.device_put(a)
         return out
+
+
+class _Deferred:
+    """A result computed when it is read (``np.asarray``), like a device array."""
+
+    def __init__(self, fn):
+        self._fn = fn
+
+    def block_until_ready(self):
+        return self
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._fn()
+        return a if dtype is None else a.astype(dtype)

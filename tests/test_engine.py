@@ -20,7 +20,7 @@ from seqdata import rand_seq  # noqa: E402
 from genoseg import store, windows  # noqa: E402
 from genoseg.cli import main  # noqa: E402
 from genoseg.fasta import Fasta  # noqa: E402
-from genoseg.predict import predict_chunk  # noqa: E402
+from genoseg.predict import Jobs, predict_chunk  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TINY_NT = os.path.join(HERE, "data", "golden", "segment_nt_tiny")
@@ -360,7 +360,7 @@ def test_bench_host_rate_quick(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     rows = json.loads(out.read_text())
     assert [(r["backbone"], r["pattern"]) for r in rows] == [
-        (b, p) for b in ("segment_nt", "segment_enformer", "segment_borzoi") for p in ("noise", "constant")]
+        (b, p) for b in ("segment_nt", "segment_enformer", "segment_borzoi") for p in ("noise", "realistic", "constant")]
     for r in rows:
         step = {"segment_nt": 15_000, "segment_enformer": 98_304, "segment_borzoi": 98_304}[r["backbone"]]
         assert r["windows"] >= 1_200_000 // step - 1 and r["bases_per_cpu_s"] > 0  # windows cover the genome
@@ -391,6 +391,38 @@ def test_replay_model_constant_output_survives_the_merge(tmp_path):
     want = np.round(np.linspace(0.05, 0.95, len(model.features), dtype=np.float32) * store.SCALE)
     assert np.array_equal(pos, np.arange(50_000))  # every base, once
     assert np.array_equal(codes, np.broadcast_to(want.astype(np.uint8), codes.shape))
+
+
+def test_replay_model_track_merges_back_to_the_track(tmp_path):
+    """Windows that each predict their own slice of one per-base track (so overlapping
+    windows agree) merge back to exactly that track at every base, with an output crop
+    and windows reaching past both contig ends (SegmentBorzoi geometry, scaled down):
+    no base is shifted, lost or repeated by the merge or the chunking."""
+    from fakes import ReplayModel
+
+    rng = np.random.default_rng(4)
+    seq = np.frombuffer(b"ACGTacgt", np.uint8)[rng.integers(0, 8, 50_000)].tobytes().decode()
+    track = rng.integers(0, 256, (50_000, 3)).astype(np.uint8)
+    fa_path = tmp_path / "g.fa"
+    fa_path.write_text(">c1\n" + seq + "\n")
+    model0 = ReplayModel("constant", backbone="segment_borzoi", window_length=8192, crop=2048,
+                         length_multiple=128, features=["a", "b", "c"])
+    g = windows.geometry_from_model(model0, 8192)
+    plan, chunks = windows.make_plan(str(fa_path), g, None, 4)
+    jobs = [Jobs.from_chunk(ch, g) for ch in chunks]
+    wins = [(int(s), int(n)) for j in jobs for s, n in zip(j.start, j.length)]
+    assert min(s for s, _ in wins) < 0 and max(s + n for s, n in wins) > 50_000 and len(chunks) > 1
+    model = ReplayModel("track", track=track, sequence=seq, windows=wins, backbone="segment_borzoi",
+                        window_length=8192, crop=2048, length_multiple=128, features=["a", "b", "c"])
+    paths = [str(tmp_path / f"c{ch['chunk']}.parquet") for ch in chunks]
+    with Fasta(str(fa_path)) as fa:
+        for ch, p in zip(chunks, paths):
+            predict_chunk(model, fa, ch, p, batch_size=3)
+    ds = str(tmp_path / "ds")
+    store.write_dataset(ds, plan, paths)
+    parts = list(store.iter_codes(ds, "c1"))
+    pos, codes = np.concatenate([p for p, _ in parts]), np.concatenate([c for _, c in parts])
+    assert np.array_equal(pos, np.arange(50_000)) and np.array_equal(codes, track)
 
 
 def test_bench_predict_configs_build():
