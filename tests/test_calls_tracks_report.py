@@ -513,13 +513,11 @@ def test_bigwig_layout_matches_the_per_base_definition(gaps):
     assert np.array_equal(lay.bin_end, pos[np.append(lay.bin_row[1:], pos.size) - 1] + 1)
 
 
-def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
-    """genoseg's vectorised bigWig writer, read by libBigWig (pyBigWig): chromosome tree
-    of 300 contigs (several B+ tree nodes), > 256 data blocks (a two-level R-tree),
-    bedGraph and fixed-step sections, holes; values, exact and zoom-level statistics,
-    the header's summary."""
-    import pyBigWig
-
+def _write_test_bigwig(tmp_path):
+    """A bigWig from genoseg's vectorised writer with a chromosome tree of 300 contigs
+    (several B+ tree nodes), > 256 data blocks (a two-level R-tree), bedGraph and
+    fixed-step sections, holes. Returns ``(path, header, dense values of chrBig, small
+    scaffolds' codes)``."""
     from genoseg.bigwig import BigWigWriter, Layout
 
     rng = np.random.default_rng(5)
@@ -553,11 +551,20 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     runs20 = (pos.size - fixed) / 20
     assert fixed + 0.97 * runs20 <= entries <= fixed + runs20 + big // cell + pos.size // 250_001 + 4
     assert not [f for f in os.listdir(tmp_path) if "zoom" in f]
-
-    bw = pyBigWig.open(path)
-    assert list(bw.chroms().items()) == header
     dense = np.full(big + 1000, np.nan)
     dense[pos] = q / np.float32(255)
+    return path, header, dense, small
+
+
+def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
+    """genoseg's bigWig (:func:`_write_test_bigwig`) read by libBigWig (pyBigWig):
+    values, exact and zoom-level statistics, the header's summary."""
+    import pyBigWig
+
+    path, header, dense, small = _write_test_bigwig(tmp_path)
+    big = 3_000_000
+    bw = pyBigWig.open(path)
+    assert list(bw.chroms().items()) == header
     got = np.array(bw.values("chrBig", 0, big + 1000))
     assert np.array_equal(np.isnan(got), np.isnan(dense))
     assert np.allclose(got[~np.isnan(got)], dense[~np.isnan(dense)], atol=1e-7)
@@ -579,6 +586,35 @@ def test_bigwig_writer_read_back_by_pybigwig(tmp_path):
     assert h["sumData"] == int(allv.sum(dtype=np.float64))  # pyBigWig truncates it to an integer
     assert h["maxVal"] == pytest.approx(allv.max()) and h["minVal"] == pytest.approx(allv.min())
     bw.close()
+
+
+def test_bigwig_writer_read_by_ucsc_library(tmp_path):
+    """The same file read by the UCSC genome browser's own library (kent source, through
+    pybbi): chromosome sizes, every value, the zoom-level summaries the browser draws
+    zoomed out (mean, max, coverage over aligned bins), the file's total summary."""
+    bbi = pytest.importorskip("bbi", reason="pybbi (the test extra) reads bigWig with the UCSC library")
+
+    path, header, dense, small = _write_test_bigwig(tmp_path)
+    n = header[-1][1]
+    with bbi.open(path) as f:
+        assert f.chromsizes == dict(header) and f.zooms[0] == 128 and len(f.zooms) >= 5
+        got = f.fetch("chrBig", 0, n, missing=np.nan)
+        assert np.array_equal(got, dense.astype(np.float32), equal_nan=True)
+        for i, v in small.items():
+            assert np.array_equal(f.fetch(f"scaffold_{i}", 3, 3 + v.size), v / np.float32(255))
+        # 512-bp bins over 2 Mb: summaries from the zoom level of 512 bp
+        bins = dense[:2_097_152].reshape(-1, 512)
+        with np.errstate(invalid="ignore"):
+            want_mean, want_max = np.nanmean(bins, axis=1), np.nanmax(bins, axis=1)
+        assert np.allclose(f.fetch("chrBig", 0, 2_097_152, bins=4096, summary="mean"), want_mean,
+                           rtol=1e-5, equal_nan=True)
+        assert np.allclose(f.fetch("chrBig", 0, 2_097_152, bins=4096, summary="max"), want_max, equal_nan=True)
+        cov = f.fetch("chrBig", 0, 2_097_152, bins=4096, summary="cov")
+        assert np.allclose(cov, np.mean(~np.isnan(bins), axis=1))
+        s = f.info["summary"]
+        allv = np.concatenate([dense[~np.isnan(dense)]] + [v / np.float32(255) for v in small.values()])
+        assert s["basesCovered"] == allv.size and s["max"] == pytest.approx(allv.max())
+        assert s["sum"] == pytest.approx(allv.sum(dtype=np.float64), rel=1e-7)  # codes / 255, summed exactly
 
 
 def _segments(rows):
