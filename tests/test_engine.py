@@ -367,27 +367,41 @@ def test_bench_host_rate_quick(tmp_path):
         assert r["gpu_bf16_bases_per_s"] > r["gpu_f32_bases_per_s"] > 0
 
 
-def test_replay_model_constant_output_survives_the_merge(tmp_path):
-    """Windows that all predict one value per feature merge (taper-weighted average over
-    overlaps, quantised) to that value's code at every base, at a published-size window
-    with an output crop (SegmentBorzoi geometry, scaled down)."""
-    from fakes import ReplayModel
-
+def _plan_contig(tmp_path, seq: str, model, windows_per_chunk: int):
+    """One contig ``c1`` of ``seq`` planned for ``model``'s window: (FASTA path, plan, chunks)."""
     fa_path = tmp_path / "g.fa"
-    seq = np.frombuffer(b"ACGT", np.uint8)[np.random.default_rng(3).integers(0, 4, 50_000)].tobytes().decode()
     fa_path.write_text(">c1\n" + seq + "\n")
-    model = ReplayModel("constant", backbone="segment_borzoi", window_length=8192, crop=2048, length_multiple=128)
-    g = windows.geometry_from_model(model, 8192)
-    plan, chunks = windows.make_plan(str(fa_path), g, None, 5)
-    assert len(chunks) > 1
+    g = windows.geometry_from_model(model, model.window_length)
+    plan, chunks = windows.make_plan(str(fa_path), g, None, windows_per_chunk)
+    return fa_path, g, plan, chunks
+
+
+def _predict_and_read_back(tmp_path, fa_path, plan, chunks, model, batch_size: int):
+    """Every chunk predicted with ``model``, collected, and contig ``c1`` read back."""
+    paths = [str(tmp_path / f"c{ch['chunk']}.parquet") for ch in chunks]
     with Fasta(str(fa_path)) as fa:
-        paths = [str(tmp_path / f"c{ch['chunk']}.parquet") for ch in chunks]
         for ch, p in zip(chunks, paths):
-            predict_chunk(model, fa, ch, p, batch_size=2)
+            predict_chunk(model, fa, ch, p, batch_size=batch_size)
     ds = str(tmp_path / "ds")
     store.write_dataset(ds, plan, paths)
     parts = list(store.iter_codes(ds, "c1"))
-    pos, codes = np.concatenate([p for p, _ in parts]), np.concatenate([c for _, c in parts])
+    return np.concatenate([p for p, _ in parts]), np.concatenate([c for _, c in parts])
+
+
+#: SegmentBorzoi's geometry scaled down: an output crop, windows past the contig ends
+BORZOI_LIKE = dict(backbone="segment_borzoi", window_length=8192, crop=2048, length_multiple=128)
+
+
+def test_replay_model_constant_output_survives_the_merge(tmp_path):
+    """Windows that all predict one value per feature merge (taper-weighted average over
+    overlaps, quantised) to that value's code at every base."""
+    from fakes import ReplayModel
+
+    seq = np.frombuffer(b"ACGT", np.uint8)[np.random.default_rng(3).integers(0, 4, 50_000)].tobytes().decode()
+    model = ReplayModel("constant", **BORZOI_LIKE)
+    fa_path, _, plan, chunks = _plan_contig(tmp_path, seq, model, 5)
+    assert len(chunks) > 1
+    pos, codes = _predict_and_read_back(tmp_path, fa_path, plan, chunks, model, 2)
     want = np.round(np.linspace(0.05, 0.95, len(model.features), dtype=np.float32) * store.SCALE)
     assert np.array_equal(pos, np.arange(50_000))  # every base, once
     assert np.array_equal(codes, np.broadcast_to(want.astype(np.uint8), codes.shape))
@@ -396,32 +410,19 @@ def test_replay_model_constant_output_survives_the_merge(tmp_path):
 def test_replay_model_track_merges_back_to_the_track(tmp_path):
     """Windows that each predict their own slice of one per-base track (so overlapping
     windows agree) merge back to exactly that track at every base, with an output crop
-    and windows reaching past both contig ends (SegmentBorzoi geometry, scaled down):
-    no base is shifted, lost or repeated by the merge or the chunking."""
+    and windows reaching past both contig ends: no base is shifted, lost or repeated by
+    the merge or the chunking."""
     from fakes import ReplayModel
 
     rng = np.random.default_rng(4)
     seq = np.frombuffer(b"ACGTacgt", np.uint8)[rng.integers(0, 8, 50_000)].tobytes().decode()
     track = rng.integers(0, 256, (50_000, 3)).astype(np.uint8)
-    fa_path = tmp_path / "g.fa"
-    fa_path.write_text(">c1\n" + seq + "\n")
-    model0 = ReplayModel("constant", backbone="segment_borzoi", window_length=8192, crop=2048,
-                         length_multiple=128, features=["a", "b", "c"])
-    g = windows.geometry_from_model(model0, 8192)
-    plan, chunks = windows.make_plan(str(fa_path), g, None, 4)
-    jobs = [Jobs.from_chunk(ch, g) for ch in chunks]
-    wins = [(int(s), int(n)) for j in jobs for s, n in zip(j.start, j.length)]
+    feats = ["a", "b", "c"]
+    fa_path, g, plan, chunks = _plan_contig(tmp_path, seq, ReplayModel("constant", features=feats, **BORZOI_LIKE), 4)
+    wins = [(int(s), int(n)) for ch in chunks for j in [Jobs.from_chunk(ch, g)] for s, n in zip(j.start, j.length)]
     assert min(s for s, _ in wins) < 0 and max(s + n for s, n in wins) > 50_000 and len(chunks) > 1
-    model = ReplayModel("track", track=track, sequence=seq, windows=wins, backbone="segment_borzoi",
-                        window_length=8192, crop=2048, length_multiple=128, features=["a", "b", "c"])
-    paths = [str(tmp_path / f"c{ch['chunk']}.parquet") for ch in chunks]
-    with Fasta(str(fa_path)) as fa:
-        for ch, p in zip(chunks, paths):
-            predict_chunk(model, fa, ch, p, batch_size=3)
-    ds = str(tmp_path / "ds")
-    store.write_dataset(ds, plan, paths)
-    parts = list(store.iter_codes(ds, "c1"))
-    pos, codes = np.concatenate([p for p, _ in parts]), np.concatenate([c for _, c in parts])
+    model = ReplayModel("track", track=track, sequence=seq, windows=wins, features=feats, **BORZOI_LIKE)
+    pos, codes = _predict_and_read_back(tmp_path, fa_path, plan, chunks, model, 3)
     assert np.array_equal(pos, np.arange(50_000)) and np.array_equal(codes, track)
 
 
