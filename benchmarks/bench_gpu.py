@@ -39,12 +39,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_predict import FEATURES, random_windows  # noqa: E402
-from bench_task_overhead import PUBLISHED_NT  # noqa: E402
+from bench_predict import nt_config, random_windows  # noqa: E402
 
 from genoseg.models import segment_borzoi, segment_enformer, segment_nt  # noqa: E402
-
-TINY_NT = dict(PUBLISHED_NT, embed_dim=32, attention_heads=4, key_dim=8, ffn_embed_dim=64, num_layers=2)
 
 
 class Runner:
@@ -104,8 +101,7 @@ class Runner:
 
 
 def nt_section(run: Runner, quick: bool, batches: list[int]) -> None:
-    cfg = segment_nt.SegmentNTConfig.from_hyperparams({**(TINY_NT if quick else PUBLISHED_NT),
-                                                       "features": list(FEATURES)})
+    cfg = nt_config("tiny" if quick else "published")
     t0 = time.perf_counter()
     tree = segment_nt.random_params(cfg)
     print(f"segment_nt: {sum(a.size for m in tree.values() for a in m.values()) / 1e6:.0f}M parameters "
@@ -149,8 +145,7 @@ def engine_section(run: Runner, quick: bool, batch: int, megabases: float) -> No
     if run.over_budget():
         print("engine: skipped (budget spent)")
         return
-    cfg = segment_nt.SegmentNTConfig.from_hyperparams({**(TINY_NT if quick else PUBLISHED_NT),
-                                                       "features": list(FEATURES)})
+    cfg = nt_config("tiny" if quick else "published")
     model = segment_nt.build_model(cfg, segment_nt.random_params(cfg), compute_dtype="bfloat16")
     length = 1536 if quick else segment_nt.TRAINING_WINDOW
     rng = np.random.default_rng(1)

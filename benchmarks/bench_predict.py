@@ -55,24 +55,26 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_task_overhead import PUBLISHED_NT  # noqa: E402
 
 from genoseg.models import load_model  # noqa: E402
 from genoseg.models.segment_nt import SegmentNTConfig, build_model, random_params  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "golden"
 FEATURES = tuple(json.loads((GOLDEN / "segment_nt_tiny" / "jax_model" / "hyperparams.json").read_text())["features"])
+#: Sizes of the published layout (``bench_task_overhead.PUBLISHED_NT``: 29 layers, width 1024).
 NT_SIZES = {
     "tiny": dict(embed_dim=32, attention_heads=4, key_dim=8, ffn_embed_dim=64, num_layers=2),
     "small": dict(embed_dim=256, attention_heads=8, key_dim=32, ffn_embed_dim=512, num_layers=4),
-    "published": dict(embed_dim=1024, attention_heads=16, key_dim=64, ffn_embed_dim=4096, num_layers=29),
+    "published": {},
 }
 
 
 def nt_config(size: str) -> SegmentNTConfig:
     """The published SegmentNT layout (GLU swish, rotary, no FFN bias) at ``size``."""
-    return SegmentNTConfig(features=FEATURES, use_glu_in_ffn=True, ffn_activation_name="swish",
-                           add_bias_ffn=False, use_rotary_embedding=True, positional_embedding=None,
-                           rescaling_factor=5000 / 2048, **NT_SIZES[size])
+    return SegmentNTConfig.from_hyperparams({**PUBLISHED_NT, **NT_SIZES[size], "features": FEATURES})
 
 
 def nt_model(size: str, dtype: str, attention: str):

@@ -338,7 +338,7 @@ class ChunkSizing:
                 "target_chunks": self.target_chunks,
                 "seconds_per_window": float(window_seconds(g, [g.window_length], self.seconds_per_window)[0]),
                 "seconds_per_window_source": "--seconds-per-window" if self.seconds_per_window is not None
-                else "estimate (one H100, float32; genoseg.windows.WORK_TABLE)"}
+                else "measured (one H200, float32; genoseg.windows.WORK_TABLE)"}
 
 
 # --------------------------------------------------------------------------- layout
